@@ -1,0 +1,1 @@
+"""porchlight_op: an OpenID Connect Provider on aiohttp and idpyoidc."""

@@ -1,0 +1,681 @@
+"""The porchlight-op command line: run the server and manage clients and users.
+
+Exit status: 0 on success, 1 when a command fails (unknown id, Redis unreachable),
+2 for invalid settings or arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import dataclasses
+import getpass
+import hashlib
+import importlib.metadata
+import json
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import IO, Any, TypeVar
+from urllib.parse import urlencode
+
+import redis.asyncio
+from redis.exceptions import RedisError
+
+from porchlight_op.settings import (
+    AUTH_METHODS,
+    DEFAULT_SCOPE,
+    ClientSettings,
+    Settings,
+    SettingsError,
+    load_settings,
+)
+from porchlight_op.store.connection import RedisUnavailableError, redis_client
+from porchlight_op.store.embedded import EmbeddedRedisError
+
+__all__ = ["build_parser", "main"]
+
+PROG = "porchlight-op"
+DEFAULT_ISSUER = Settings.issuer
+AUTHORIZATION_PATH = "/authorization"  # the path that oidc/config.py configures
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+
+DEMO_CLIENT_ID = "demo-rp"
+DEMO_REDIRECT_URIS = (
+    "http://localhost:9000/callback",
+    "http://127.0.0.1:9000/callback",
+)
+DEMO_USERNAME = "demo"
+# The name of the SecretStore entry that holds the demo password, not a password.
+DEMO_PASSWORD_SECRET = "demo-user-password"  # noqa: S105
+DEMO_CLAIMS = {
+    "name": "Demo User",
+    "given_name": "Demo",
+    "family_name": "User",
+    "email": "demo@example.com",
+    "email_verified": True,
+}
+
+T = TypeVar("T")
+
+
+class CommandError(Exception):
+    """A command failed for a reason the user can act on; str() is one line."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# ---------------------------------------------------------------------------
+# Output
+
+
+def _emit(args: argparse.Namespace, data: Any, lines: Sequence[str]) -> None:
+    """Print data as one JSON document with --json, else the human-readable lines."""
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    for line in lines:
+        print(line)
+
+
+def _timestamp(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+def _run(
+    settings: Settings, action: Callable[[redis.asyncio.Redis], Awaitable[T]]
+) -> T:
+    """Run one async action with a Redis client, embedded or configured."""
+
+    async def with_client() -> T:
+        async with redis_client(settings) as client:
+            return await action(client)
+
+    return asyncio.run(with_client())
+
+
+# ---------------------------------------------------------------------------
+# serve and demo
+
+
+def _server_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """Apply --host, --port and --issuer; --port alone also moves the default issuer."""
+    changes: dict[str, object] = {}
+    if args.host is not None:
+        changes["host"] = args.host
+    if args.port is not None:
+        changes["port"] = args.port
+        if args.issuer is None and settings.issuer == DEFAULT_ISSUER:
+            changes["issuer"] = f"http://localhost:{args.port}"
+    if args.issuer is not None:
+        changes["issuer"] = args.issuer
+    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+
+
+def _start_server(settings: Settings) -> None:
+    from porchlight_op.app import run_server  # imports aiohttp and idpyoidc
+
+    run_server(settings)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the OpenID Provider until interrupted."""
+    settings = _server_settings(args, settings)
+    if args.json:
+        listen = {
+            "issuer": settings.issuer,
+            "host": settings.host,
+            "port": settings.port,
+        }
+        print(json.dumps(listen))
+    _start_server(settings)
+    return 0
+
+
+def _pkce_pair() -> tuple[str, str]:
+    """Return a PKCE code_verifier and its S256 code_challenge (RFC 7636 4.1, 4.2)."""
+    verifier = secrets.token_urlsafe(32)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return verifier, challenge
+
+
+async def _ensure_demo_client(client: redis.asyncio.Redis) -> Any:
+    from porchlight_op.models import Client
+    from porchlight_op.store.clients import ClientStore
+
+    store = ClientStore(client)
+    existing = await store.get(DEMO_CLIENT_ID)
+    if existing is not None:
+        return existing
+    demo = Client(
+        client_id=DEMO_CLIENT_ID,
+        redirect_uris=DEMO_REDIRECT_URIS,
+        auth_method="client_secret_basic",
+        secret=secrets.token_urlsafe(32),
+        scope=DEFAULT_SCOPE,
+        name="Demo relying party",
+        created_at=int(time.time()),
+    )
+    await store.put(demo)
+    return demo
+
+
+async def _ensure_demo_user(client: redis.asyncio.Redis, settings: Settings) -> str:
+    """Create the demo user if needed and return its password."""
+    from porchlight_op.accounts.service import Accounts
+    from porchlight_op.store.secrets import SecretStore
+
+    stored = await SecretStore(client).get_or_create(
+        DEMO_PASSWORD_SECRET, lambda: secrets.token_urlsafe(16).encode("ascii")
+    )
+    password = stored.decode("ascii")
+    accounts = Accounts(client, settings)
+    user = await accounts.find(DEMO_USERNAME)
+    if user is None:
+        await accounts.create_user(DEMO_USERNAME, password, dict(DEMO_CLAIMS))
+    else:
+        # Resetting keeps the printed password valid if someone changed it.
+        await accounts.set_password(user.sub, password)
+    return password
+
+
+def _demo_details(
+    settings: Settings, client_secret: str, password: str
+) -> dict[str, str]:
+    verifier, challenge = _pkce_pair()
+    query = {
+        "response_type": "code",
+        "client_id": DEMO_CLIENT_ID,
+        "redirect_uri": DEMO_REDIRECT_URIS[0],
+        "scope": " ".join(DEFAULT_SCOPE),
+        "state": secrets.token_urlsafe(16),
+        "nonce": secrets.token_urlsafe(16),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    authorization_url = f"{settings.issuer}{AUTHORIZATION_PATH}?{urlencode(query)}"
+    return {
+        "client_id": DEMO_CLIENT_ID,
+        "client_secret": client_secret,
+        "username": DEMO_USERNAME,
+        "password": password,
+        "discovery_url": settings.issuer + DISCOVERY_PATH,
+        "authorization_url": authorization_url,
+        "code_verifier": verifier,
+    }
+
+
+def _print_demo_warning() -> None:
+    bar = "!" * 72
+    print(bar, file=sys.stderr)
+    print(
+        "WARNING: demo credentials are for development only. Never run `demo`\n"
+        "on a server that others can reach.",
+        file=sys.stderr,
+    )
+    print(bar, file=sys.stderr)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the demo client and user if missing, print them, then serve."""
+    settings = _server_settings(args, settings)
+
+    async def prepare(client: redis.asyncio.Redis) -> tuple[str, str]:
+        demo_client = await _ensure_demo_client(client)
+        password = await _ensure_demo_user(client, settings)
+        return demo_client.secret, password
+
+    client_secret, password = _run(settings, prepare)
+    details = _demo_details(settings, client_secret, password)
+    _print_demo_warning()
+    _emit(args, details, [f"{key}: {value}" for key, value in details.items()])
+    sys.stdout.flush()
+    _start_server(settings)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# client commands
+
+
+def _client_data(client: Any, source: str) -> dict[str, Any]:
+    """Describe a client without its secret."""
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "auth_method": client.auth_method,
+        "secret": "set" if client.secret else "none",
+        "redirect_uris": list(client.redirect_uris),
+        "scope": " ".join(client.scope),
+        "source": source,
+    }
+
+
+def _client_lines(data: Mapping[str, Any]) -> list[str]:
+    lines = [f"{key}: {value}" for key, value in data.items() if key != "redirect_uris"]
+    lines.extend(f"redirect_uri: {uri}" for uri in data["redirect_uris"])
+    return lines
+
+
+def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
+    """Register a client in Redis, generating a secret for a confidential one."""
+    from porchlight_op.models import Client
+    from porchlight_op.store.clients import ClientStore
+
+    generated = args.secret is None and args.auth_method != "none"
+    secret = secrets.token_urlsafe(32) if generated else args.secret
+    spec = ClientSettings(
+        client_id=args.client_id,
+        redirect_uris=tuple(args.redirect_uri),
+        auth_method=args.auth_method,
+        secret=secret,
+        scope=tuple(args.scope.split()),
+        name=args.name,
+    )
+    if spec.client_id in settings.clients:
+        raise CommandError(
+            f"client {spec.client_id!r} is already defined in the config file"
+        )
+    record = Client(
+        client_id=spec.client_id,
+        redirect_uris=spec.redirect_uris,
+        auth_method=spec.auth_method,
+        secret=spec.secret,
+        scope=spec.scope,
+        name=spec.name,
+        created_at=int(time.time()),
+    )
+
+    async def add(client: redis.asyncio.Redis) -> None:
+        store = ClientStore(client)
+        if await store.get(record.client_id) is not None:
+            raise CommandError(f"client {record.client_id!r} already exists")
+        await store.put(record)
+
+    _run(settings, add)
+    data = _client_data(record, "store")
+    lines = [f"added client {record.client_id}"]
+    if generated:
+        data["secret"] = secret
+        lines.append(f"secret: {secret}")
+        lines.append("The secret is shown only this once; store it now.")
+    _emit(args, data, lines)
+    return 0
+
+
+def cmd_client_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List the clients in Redis and in the config file."""
+    from porchlight_op.store.clients import ClientStore
+
+    async def load(client: redis.asyncio.Redis) -> list[Any]:
+        return await ClientStore(client).list()
+
+    stored = _run(settings, load)
+    rows = [_client_data(item, "store") for item in stored]
+    rows += [_client_data(item, "config") for item in settings.clients.values()]
+    lines = [
+        f"{row['client_id']}\t{row['auth_method']}\t{row['source']}\t{row['name']}"
+        for row in rows
+    ]
+    _emit(args, rows, lines or ["no clients"])
+    return 0
+
+
+def cmd_client_show(args: argparse.Namespace, settings: Settings) -> int:
+    """Show one client; the secret itself is never printed."""
+    from porchlight_op.store.clients import ClientStore
+
+    async def load(client: redis.asyncio.Redis) -> Any:
+        return await ClientStore(client).get(args.client_id)
+
+    found = _run(settings, load)
+    if found is not None:
+        data = _client_data(found, "store")
+        data["created_at"] = _timestamp(found.created_at)
+    elif args.client_id in settings.clients:
+        data = _client_data(settings.clients[args.client_id], "config")
+    else:
+        raise CommandError(f"client {args.client_id!r} not found")
+    _emit(args, data, _client_lines(data))
+    return 0
+
+
+def cmd_client_remove(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete a client from Redis."""
+    from porchlight_op.store.clients import ClientStore
+
+    async def remove(client: redis.asyncio.Redis) -> bool:
+        return await ClientStore(client).remove(args.client_id)
+
+    if not _run(settings, remove):
+        if args.client_id in settings.clients:
+            raise CommandError(
+                f"client {args.client_id!r} is defined in the config file, "
+                "so remove it there"
+            )
+        raise CommandError(f"client {args.client_id!r} not found")
+    _emit(args, {"removed": args.client_id}, [f"removed client {args.client_id}"])
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# user commands
+
+
+def read_password(stream: IO[str]) -> str:
+    """Read one password line, dropping only the line ending; reject an empty one."""
+    if stream.isatty():
+        password = getpass.getpass("Password: ")
+    else:
+        password = stream.readline().removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise CommandError("password must not be empty")
+    return password
+
+
+def _user_data(user: Any) -> dict[str, Any]:
+    """Describe a user without the password hash."""
+    return {
+        "sub": user.sub,
+        "username": user.username,
+        "password": "set" if user.password_hash else "none",
+        "disabled": user.disabled,
+        "created_at": _timestamp(user.created_at),
+        "updated_at": _timestamp(user.updated_at),
+        "claims": user.to_dict()["claims"],
+    }
+
+
+def _user_claims(args: argparse.Namespace) -> dict[str, str]:
+    options = {
+        "email": args.email,
+        "name": args.name,
+        "given_name": args.given_name,
+        "family_name": args.family_name,
+    }
+    return {claim: value for claim, value in options.items() if value is not None}
+
+
+async def _find_user(client: redis.asyncio.Redis, settings: Settings, key: str) -> Any:
+    """Return the user with this username or sub, or raise CommandError."""
+    from porchlight_op.accounts.service import Accounts
+
+    user = await Accounts(client, settings).find(key)
+    if user is None:
+        raise CommandError(f"user {key!r} not found")
+    return user
+
+
+def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
+    """Create a user and print its sub."""
+    from porchlight_op.accounts.service import Accounts
+    from porchlight_op.store.users import UsernameTaken
+
+    password = read_password(sys.stdin) if args.password_stdin else None
+    claims = _user_claims(args)
+
+    async def add(client: redis.asyncio.Redis) -> Any:
+        try:
+            return await Accounts(client, settings).create_user(
+                args.username, password, claims
+            )
+        except UsernameTaken:
+            raise CommandError(f"user {args.username!r} already exists") from None
+        except ValueError as err:
+            raise CommandError(str(err)) from None
+
+    user = _run(settings, add)
+    _emit(args, {"sub": user.sub, "username": user.username}, [user.sub])
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List every user."""
+    from porchlight_op.accounts.service import Accounts
+
+    async def load(client: redis.asyncio.Redis) -> list[Any]:
+        return await Accounts(client, settings).list()
+
+    users = _run(settings, load)
+    rows = [{"sub": user.sub, "username": user.username} for user in users]
+    lines = [f"{row['sub']}\t{row['username']}" for row in rows]
+    _emit(args, rows, lines or ["no users"])
+    return 0
+
+
+def cmd_user_show(args: argparse.Namespace, settings: Settings) -> int:
+    """Show one user; the password hash is never printed."""
+
+    async def load(client: redis.asyncio.Redis) -> Any:
+        return await _find_user(client, settings, args.user)
+
+    data = _user_data(_run(settings, load))
+    lines = [f"{key}: {value}" for key, value in data.items() if key != "claims"]
+    lines += [f"claim {name}: {value}" for name, value in data["claims"].items()]
+    _emit(args, data, lines)
+    return 0
+
+
+def cmd_user_remove(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete a user."""
+    from porchlight_op.accounts.service import Accounts
+
+    async def remove(client: redis.asyncio.Redis) -> Any:
+        user = await _find_user(client, settings, args.user)
+        if not await Accounts(client, settings).remove(user.sub):
+            raise CommandError(f"user {args.user!r} not found")
+        return user
+
+    user = _run(settings, remove)
+    _emit(args, {"removed": user.sub}, [f"removed user {user.username} ({user.sub})"])
+    return 0
+
+
+def cmd_user_set_password(args: argparse.Namespace, settings: Settings) -> int:
+    """Replace a user's password with one read from standard input."""
+    from porchlight_op.accounts.service import Accounts
+
+    password = read_password(sys.stdin)
+
+    async def change(client: redis.asyncio.Redis) -> Any:
+        user = await _find_user(client, settings, args.user)
+        try:
+            await Accounts(client, settings).set_password(user.sub, password)
+        except (ValueError, LookupError) as err:
+            raise CommandError(str(err)) from None
+        return user
+
+    user = _run(settings, change)
+    _emit(args, {"sub": user.sub}, [f"password changed for {user.username}"])
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Parser
+
+
+def _version() -> str:
+    for distribution in ("porchlight-op", "porchlight_op"):
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    import porchlight_op
+
+    return str(getattr(porchlight_op, "__version__", "unknown"))
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML settings file (default: $PORCHLIGHT_CONFIG, else built-in defaults)",
+    )
+    common.add_argument(
+        "--json", action="store_true", help="print machine-readable JSON on stdout"
+    )
+    return common
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on (setting: host)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        help="TCP port to listen on (setting: port); with the default issuer, "
+        "also the issuer's port",
+    )
+    parser.add_argument("--issuer", metavar="URL", help="issuer URL (setting: issuer)")
+
+
+def _add_client_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    client = commands.add_parser("client", help="manage registered clients")
+    actions = client.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    add = actions.add_parser("add", parents=[common], help="register a client")
+    add.add_argument("client_id", metavar="CLIENT_ID")
+    add.add_argument(
+        "--redirect-uri",
+        metavar="URI",
+        action="append",
+        required=True,
+        help="allowed redirect URI; repeat for several",
+    )
+    add.add_argument(
+        "--auth-method",
+        choices=AUTH_METHODS,
+        default="client_secret_basic",
+        help="token endpoint authentication (default: client_secret_basic)",
+    )
+    add.add_argument(
+        "--secret",
+        metavar="S",
+        help="client secret; visible in the process list, so omit it to have a "
+        "strong one generated and printed once",
+    )
+    add.add_argument(
+        "--scope",
+        default=" ".join(DEFAULT_SCOPE),
+        help='space-separated scopes the client may request (default: "%(default)s")',
+    )
+    add.add_argument("--name", metavar="N", default="", help="display name")
+    add.set_defaults(handler=cmd_client_add)
+
+    listing = actions.add_parser("list", parents=[common], help="list clients")
+    listing.set_defaults(handler=cmd_client_list)
+    for name, handler, summary in (
+        ("show", cmd_client_show, "show one client (never its secret)"),
+        ("remove", cmd_client_remove, "delete a client"),
+    ):
+        action = actions.add_parser(name, parents=[common], help=summary)
+        action.add_argument("client_id", metavar="CLIENT_ID")
+        action.set_defaults(handler=handler)
+
+
+def _add_user_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    user = commands.add_parser("user", help="manage user accounts")
+    actions = user.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    add = actions.add_parser(
+        "add", parents=[common], help="create a user, print its sub"
+    )
+    add.add_argument("username", metavar="USERNAME")
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin; without it the user "
+        "has no password",
+    )
+    add.add_argument("--email", metavar="E", help="email claim")
+    add.add_argument("--name", metavar="N", help="name claim (full name)")
+    add.add_argument("--given-name", metavar="G", help="given_name claim")
+    add.add_argument("--family-name", metavar="F", help="family_name claim")
+    add.set_defaults(handler=cmd_user_add)
+
+    listing = actions.add_parser("list", parents=[common], help="list users")
+    listing.set_defaults(handler=cmd_user_list)
+    for name, handler, summary in (
+        ("show", cmd_user_show, "show one user (never the password hash)"),
+        ("remove", cmd_user_remove, "delete a user"),
+        ("set-password", cmd_user_set_password, "replace a user's password"),
+    ):
+        action = actions.add_parser(name, parents=[common], help=summary)
+        action.add_argument("user", metavar="USERNAME_OR_SUB")
+        if name == "set-password":
+            action.add_argument(
+                "--password-stdin",
+                action="store_true",
+                required=True,
+                help="read the new password from the first line of stdin",
+            )
+        action.set_defaults(handler=handler)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser for every command."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="porchlight_op, an OpenID Connect Provider."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common_options()
+
+    serve = commands.add_parser("serve", parents=[common], help="run the server")
+    _server_options(serve)
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="create a demo client and user, then serve"
+    )
+    _server_options(demo)
+    demo.set_defaults(handler=cmd_demo)
+
+    _add_client_commands(commands, common)
+    _add_user_commands(commands, common)
+    return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """Log warnings and errors to stderr, except for commands that run the server.
+
+    run_server configures logging itself at settings.log_level.
+    """
+    if args.command not in ("serve", "demo"):
+        logging.basicConfig(
+            level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        )
+
+
+def _fail(message: str, exit_code: int) -> int:
+    print(f"{PROG}: {' '.join(message.split())}", file=sys.stderr)
+    return exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        _configure_logging(args)
+        result: int = args.handler(args, settings)
+        return result
+    except SettingsError as err:
+        return _fail(str(err), 2)
+    except CommandError as err:
+        return _fail(str(err), err.exit_code)
+    except (RedisUnavailableError, EmbeddedRedisError) as err:
+        return _fail(str(err), 1)
+    except RedisError as err:
+        return _fail(f"Redis command failed: {err}", 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

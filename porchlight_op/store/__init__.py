@@ -1,0 +1,1 @@
+"""Redis access: connection, key names, and the stores for users, clients and state."""

@@ -1,0 +1,1 @@
+"""User accounts: ids, argon2id password hashing, and the account service."""

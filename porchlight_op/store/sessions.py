@@ -1,0 +1,215 @@
+"""idpyoidc's session state (user, client and grant nodes) in Redis.
+
+Layout, all under the user's hash tag so one Lua script may touch them in
+Redis Cluster:
+
+    pl:{<sub>}:s:u                    HASH v, d   user node (without subordinates)
+    pl:{<sub>}:s:u:sub                SET         client node names of the user
+    pl:{<sub>}:s:c:<cid>              HASH v, d   client node (without subordinates)
+    pl:{<sub>}:s:c:<cid>:sub          SET         grant node names of that client
+    pl:{<sub>}:s:g:<cid>:<gid>        HASH v, d   grant with its tokens
+
+`v` is a version that every write increments; a commit succeeds only when each
+key it rewrites still has the version that was read (optimistic concurrency).
+Subordinate lists are sets, so two logins of one user commute without a
+conflict. A grant key expires with its last live token; parents are kept at
+least as long as their newest grant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import redis.asyncio as redis
+
+from . import keys
+
+# KEYS: the versioned hashes first, then the sets.
+# ARGV: n_hashes, parent_ttl, then per hash (expected version, data, ttl),
+# then per set (op, member). Empty data deletes the hash; a ttl of 0 means
+# "a parent: keep it at least parent_ttl seconds".
+_COMMIT = """
+local n = tonumber(ARGV[1])
+local parent_ttl = tonumber(ARGV[2])
+for i = 1, n do
+  local current = redis.call('HGET', KEYS[i], 'v') or '0'
+  if current ~= ARGV[3 * i] then
+    return {0, KEYS[i]}
+  end
+end
+local function extend(key)
+  if parent_ttl > 0 and redis.call('TTL', key) < parent_ttl then
+    redis.call('EXPIRE', key, parent_ttl)
+  end
+end
+for i = 1, n do
+  local data = ARGV[3 * i + 1]
+  local ttl = tonumber(ARGV[3 * i + 2])
+  if data == '' then
+    redis.call('DEL', KEYS[i])
+  else
+    redis.call('HSET', KEYS[i], 'v', tonumber(ARGV[3 * i]) + 1, 'd', data)
+    if ttl > 0 then
+      redis.call('EXPIRE', KEYS[i], ttl)
+    else
+      extend(KEYS[i])
+    end
+  end
+end
+local base = 3 * n + 3
+for j = n + 1, #KEYS do
+  local op = ARGV[base + 2 * (j - n - 1)]
+  local member = ARGV[base + 2 * (j - n - 1) + 1]
+  if op == '+' then
+    redis.call('SADD', KEYS[j], member)
+    extend(KEYS[j])
+  else
+    redis.call('SREM', KEYS[j], member)
+  end
+end
+return {1}
+"""
+
+
+def _cid(client_id: str) -> str:
+    # Client ids are chosen by operators and may contain ':'.
+    return quote(client_id, safe="")
+
+
+def user_node_key(uid: str) -> str:
+    return keys.session_prefix(uid) + "u"
+
+
+def user_subordinates_key(uid: str) -> str:
+    return keys.session_prefix(uid) + "u:sub"
+
+
+def client_node_key(uid: str, client_id: str) -> str:
+    return keys.session_prefix(uid) + "c:" + _cid(client_id)
+
+
+def client_subordinates_key(uid: str, client_id: str) -> str:
+    return client_node_key(uid, client_id) + ":sub"
+
+
+def grant_key(uid: str, client_id: str, grant_id: str) -> str:
+    return keys.session_prefix(uid) + "g:" + _cid(client_id) + ":" + grant_id
+
+
+@dataclass
+class StoredNode:
+    """One versioned document as read from Redis; version 0 means absent."""
+
+    version: int = 0
+    data: bytes | None = None
+
+
+@dataclass
+class Branch:
+    """The nodes of one user, client and (optionally) grant, as read."""
+
+    user: StoredNode
+    user_subordinates: set[str]
+    client: StoredNode
+    client_subordinates: set[str]
+    grant: StoredNode | None = None
+
+
+@dataclass
+class Write:
+    """A new value for one versioned key; `data` None deletes the key."""
+
+    key: str
+    expected_version: int
+    data: bytes | None
+    ttl: int = 0  # 0 for parents, which are extended to the commit's parent_ttl
+
+
+@dataclass
+class Changes:
+    """Everything one request changes in one user's session state."""
+
+    writes: list[Write] = field(default_factory=list)
+    added: list[tuple[str, str]] = field(default_factory=list)  # (set key, member)
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    parent_ttl: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.writes or self.added or self.removed)
+
+
+class SessionStore:
+    """Reads one user's branch in one round trip and commits changes atomically."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._commit = client.register_script(_COMMIT)
+
+    async def fetch_branch(
+        self, uid: str, client_id: str, grant_id: str | None = None
+    ) -> Branch:
+        """Read the user and client nodes, their subordinate sets and the grant."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(user_node_key(uid), "v", "d")
+            pipe.smembers(user_subordinates_key(uid))
+            pipe.hmget(client_node_key(uid, client_id), "v", "d")
+            pipe.smembers(client_subordinates_key(uid, client_id))
+            if grant_id is not None:
+                pipe.hmget(grant_key(uid, client_id, grant_id), "v", "d")
+            results = await pipe.execute()
+
+        branch = Branch(
+            user=_node(results[0]),
+            user_subordinates=_members(results[1]),
+            client=_node(results[2]),
+            client_subordinates=_members(results[3]),
+        )
+        if grant_id is not None:
+            branch.grant = _node(results[4])
+        return branch
+
+    async def commit(self, changes: Changes) -> str | None:
+        """Apply the changes; return None, or the key whose version moved."""
+        hash_keys = [write.key for write in changes.writes]
+        set_keys = [key for key, _ in changes.added] + [
+            key for key, _ in changes.removed
+        ]
+        args: list[str | bytes | int] = [len(hash_keys), changes.parent_ttl]
+        for write in changes.writes:
+            args += [write.expected_version, write.data or b"", write.ttl]
+        for _, member in changes.added:
+            args += ["+", member]
+        for _, member in changes.removed:
+            args += ["-", member]
+
+        result = await self._commit(keys=hash_keys + set_keys, args=args)
+        if int(result[0]) == 1:
+            return None
+        conflict: bytes = result[1]
+        return conflict.decode()
+
+    async def delete_grant(self, uid: str, client_id: str, grant_id: str) -> None:
+        """Remove a grant and its link from the client node."""
+        member = grant_member(uid, client_id, grant_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(grant_key(uid, client_id, grant_id))
+            pipe.srem(client_subordinates_key(uid, client_id), member)
+            await pipe.execute()
+
+
+def grant_member(uid: str, client_id: str, grant_id: str) -> str:
+    """The name idpyoidc gives a grant node: `uid;;cid;;gid`."""
+    return f"{uid};;{client_id};;{grant_id}"
+
+
+def _node(pair: Sequence[bytes | None]) -> StoredNode:
+    version, data = pair
+    if version is None or data is None:
+        return StoredNode()
+    return StoredNode(version=int(version), data=data)
+
+
+def _members(raw: set[bytes]) -> set[str]:
+    return {member.decode() for member in raw}

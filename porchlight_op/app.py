@@ -1,0 +1,150 @@
+"""The composition root: build the aiohttp application and run it."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import aiohttp_session
+import jinja2
+import redis.asyncio as redis
+from aiohttp import web
+from aiohttp_session.redis_storage import RedisStorage
+
+from .accounts.service import Accounts
+from .log import APP
+from .oidc.claims import ClaimsCache, user_claims
+from .oidc.config import build_server
+from .oidc.provider import Provider
+from .oidc.secrets import load_server_secrets
+from .oidc.state import StateRunner
+from .settings import Settings
+from .store.clients import ClientStore
+from .store.pending import PendingRequests
+from .store.secrets import SecretStore
+from .store.sessions import SessionStore
+from .store.users import UserStore
+from .web import middlewares
+from .web.keys import ACCOUNTS, PENDING, PROVIDER, REDIS, SETTINGS
+from .web.routes import setup_routes
+
+logger = logging.getLogger(APP)
+
+# NOTE: resolved from the source tree, so the package runs from a checkout or an
+# editable install; a wheel install would need these shipped as package data.
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+STATIC_DIR = TEMPLATES_DIR / "static"
+
+
+def create_app(settings: Settings, client: redis.Redis) -> web.Application:
+    """Build the application on an open Redis client; the caller closes it."""
+    app = web.Application(
+        middlewares=[
+            middlewares.request_id,
+            middlewares.security_headers,
+            middlewares.error_pages,
+        ],
+        client_max_size=64 * 1024,
+    )
+    app[SETTINGS] = settings
+    app[REDIS] = client
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
+    aiohttp_session.setup(app, _session_storage(settings, client))
+    app.cleanup_ctx.append(_provider_context)
+    setup_routes(app, STATIC_DIR)
+    return app
+
+
+def _session_storage(settings: Settings, client: redis.Redis) -> RedisStorage:
+    import secrets
+
+    return RedisStorage(
+        client,
+        cookie_name=settings.cookie_name,
+        max_age=settings.session_idle_timeout,
+        httponly=True,
+        samesite=settings.cookie_samesite,
+        secure=settings.secure_cookies,
+        key_factory=lambda: secrets.token_urlsafe(32),
+    )
+
+
+async def _provider_context(app: web.Application) -> AsyncIterator[None]:
+    """Load the shared secrets and build this worker's protocol objects."""
+    settings = app[SETTINGS]
+    client = app[REDIS]
+    secrets = await load_server_secrets(SecretStore(client).get_or_create)
+    server = build_server(settings, secrets)
+    users = UserStore(client)
+
+    async def load_claims(sub: str) -> dict[str, object] | None:
+        user = await users.get(sub)
+        if user is None or user.disabled:
+            return None
+        return user_claims(user)
+
+    claims = ClaimsCache(client, load_claims, settings.claims_cache_ttl)
+    app[PROVIDER] = Provider(
+        server,
+        settings,
+        StateRunner(server, SessionStore(client)),
+        ClientStore(client),
+        claims,
+    )
+    app[ACCOUNTS] = Accounts(client, settings, on_change=claims.invalidate)
+    app[PENDING] = PendingRequests(client)
+    yield
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr; idpyoidc logs request contents at INFO, so it gets WARNING."""
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    for noisy in ("idpyoidc", "cryptojwt", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_server(settings: Settings) -> None:
+    """Serve until interrupted, starting the embedded Redis when configured."""
+    import asyncio
+
+    from .store.connection import redis_client
+
+    configure_logging(settings)
+    for warning in settings.warnings():
+        logger.warning("%s", warning)
+
+    async def serve() -> None:
+        async with redis_client(settings) as client:
+            await client.ping()
+            runner = web.AppRunner(create_app(settings, client), access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, settings.host, settings.port)
+            await site.start()
+            logger.info(
+                "serving %s on http://%s:%d",
+                settings.issuer,
+                settings.host,
+                settings.port,
+            )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            try:
+                await stop.wait()
+            finally:
+                # Stops accepting, then waits for in-flight requests.
+                await runner.cleanup()
+        logger.info("stopped")
+
+    asyncio.run(serve())

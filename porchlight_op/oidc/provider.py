@@ -1,0 +1,541 @@
+"""The protocol facade: authorization, token and userinfo over idpyoidc.
+
+Each method runs porchlight's own checks first (client, redirect URI, PKCE,
+client authentication), then idpyoidc on the user's state loaded from Redis,
+and turns idpyoidc's error replies into `OAuthError` exceptions, so no caller
+inspects an `error` key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from idpyoidc.message import Message
+from idpyoidc.server import Server
+from idpyoidc.server.authn_event import create_authn_event
+
+from .. import errors
+from ..log import OIDC, security_event
+from ..models import Client, User
+from ..settings import Settings
+from ..store.clients import ClientStore
+from . import clients as client_rules
+from .claims import ClaimsCache
+from .config import SCOPES
+from .context import authenticated_client
+from .state import StateRunner
+
+logger = logging.getLogger(OIDC)
+
+# RFC 7636 4.1: 43 to 128 characters from the unreserved set.
+CODE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+ACR_PASSWORD = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105 - an ACR name
+CLAIMS_SUPPORTED = [
+    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash",
+    "name", "given_name", "family_name", "middle_name", "nickname",
+    "preferred_username", "profile", "picture", "website", "email", "email_verified",
+    "gender", "birthdate", "zoneinfo", "locale", "phone_number",
+    "phone_number_verified", "address", "updated_at",
+]  # fmt: skip
+UNSUPPORTED_PARAMETERS = {
+    "request": errors.RequestNotSupported,
+    "request_uri": errors.RequestUriNotSupported,
+    "registration": errors.OAuthError,
+}
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """Who logged in, when and how (OIDC Core 2: auth_time, amr)."""
+
+    sub: str
+    auth_time: int
+    amr: tuple[str, ...] = ("pwd",)
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """An authorization request whose client and redirect_uri are verified."""
+
+    client: Client
+    redirect_uri: str
+    params: Mapping[str, str]
+    message: Message
+
+    @property
+    def state(self) -> str | None:
+        return self.params.get("state")
+
+    @property
+    def prompt(self) -> set[str]:
+        return set(self.params.get("prompt", "").split())
+
+    @property
+    def max_age(self) -> int | None:
+        value = self.params.get("max_age")
+        return int(value) if value is not None else None
+
+
+class AuthorizationError(errors.PorchlightError):
+    """An error the user agent is sent back to the client with."""
+
+    def __init__(self, request: AuthorizationRequest, error: errors.OAuthError) -> None:
+        super().__init__(error.error)
+        self.request = request
+        self.error = error
+
+
+class Provider:
+    """One per worker; holds idpyoidc's Server, which keeps no per-user state."""
+
+    def __init__(
+        self,
+        server: Server,
+        settings: Settings,
+        runner: StateRunner,
+        clients: ClientStore,
+        claims: ClaimsCache,
+    ) -> None:
+        self.server = server
+        self.settings = settings
+        self.issuer = settings.issuer
+        self._runner = runner
+        self._clients = clients
+        self._claims = claims
+
+    # -- authorization (OIDC Core 3.1.2) --
+
+    async def verify_client(self, params: Mapping[str, str]) -> Client:
+        """Find the client and check its redirect_uri; no redirect before this."""
+        client_id = params.get("client_id")
+        if not client_id:
+            raise errors.UnverifiedClient("The request has no client_id.")
+        client = await self._clients.get(client_id)
+        if client is None:
+            raise errors.UnverifiedClient("The client is not registered here.")
+        redirect_uri = params.get("redirect_uri")
+        if not redirect_uri:
+            raise errors.UnverifiedClient("The request has no redirect_uri.")
+        if not client_rules.registered_redirect_uri(client, redirect_uri):
+            raise errors.UnverifiedClient(
+                "The redirect_uri is not registered for this client."
+            )
+        return client
+
+    async def authorization_request(
+        self, params: Mapping[str, str]
+    ) -> AuthorizationRequest:
+        """Validate an authorization request (OIDC Core 3.1.2.1, RFC 7636)."""
+        client = await self.verify_client(params)
+        redirect_uri = params["redirect_uri"]
+        placeholder = AuthorizationRequest(client, redirect_uri, params, Message())
+
+        try:
+            self._check_request(client, params)
+            message = self._parse_with_idpyoidc(client, redirect_uri, params)
+        except errors.OAuthError as error:
+            raise AuthorizationError(placeholder, error) from None
+        return AuthorizationRequest(client, redirect_uri, params, message)
+
+    def _check_request(self, client: Client, params: Mapping[str, str]) -> None:
+        for name, error in UNSUPPORTED_PARAMETERS.items():
+            if name in params:
+                raise error(f"the {name} parameter is not supported")
+        response_type = params.get("response_type")
+        if not response_type:
+            raise errors.InvalidRequest("response_type is missing")
+        if response_type != "code":
+            raise errors.UnsupportedResponseType("only response_type=code is supported")
+        if params.get("response_mode", "query") != "query":
+            raise errors.InvalidRequest("only response_mode=query is supported")
+
+        scopes = params.get("scope", "").split()
+        if "openid" not in scopes:
+            raise errors.InvalidScope("the openid scope is required")
+        if "openid" not in client.scope:
+            raise errors.InvalidScope("the client may not request openid")
+
+        challenge = params.get("code_challenge")
+        method = params.get("code_challenge_method")
+        if challenge is None:
+            if client.is_public:
+                raise errors.InvalidRequest("public clients must use PKCE (S256)")
+            if method is not None:
+                raise errors.InvalidRequest(
+                    "code_challenge_method without code_challenge"
+                )
+        elif method != "S256":
+            raise errors.InvalidRequest("code_challenge_method must be S256")
+        elif not CODE_VERIFIER.fullmatch(challenge) or len(challenge) != 43:
+            raise errors.InvalidRequest("code_challenge is not a S256 challenge")
+
+        if "max_age" in params and not params["max_age"].isdigit():
+            raise errors.InvalidRequest("max_age must be a non-negative integer")
+        if not set(params.get("prompt", "").split()) <= {
+            "none",
+            "login",
+            "consent",
+            "select_account",
+        }:
+            raise errors.InvalidRequest("unknown prompt value")
+        if (
+            "none" in params.get("prompt", "").split()
+            and len(params["prompt"].split()) > 1
+        ):
+            raise errors.InvalidRequest("prompt=none cannot be combined")
+
+    def _parse_with_idpyoidc(
+        self, client: Client, redirect_uri: str, params: Mapping[str, str]
+    ) -> Message:
+        endpoint = self.server.get_endpoint("authorization")
+        requested = params.get("scope", "").split()
+        # idpyoidc rejects offline_access unless prompt=consent; the scopes are
+        # filtered against the client's registration below instead.
+        given = dict(params)
+        given["scope"] = " ".join(s for s in requested if s != "offline_access")
+
+        with self._client_db(client, redirect_uri):
+            parsed = endpoint.parse_request(given)
+        _raise_if_error(parsed)
+
+        allowed = [s for s in requested if s in client.scope]
+        parsed["scope"] = list(dict.fromkeys(allowed))
+        return parsed
+
+    async def issue_code(
+        self, request: AuthorizationRequest, login: Authentication
+    ) -> str:
+        """Create the grant and code; return the redirect to the client."""
+        client = request.client
+        endpoint = self.server.get_endpoint("authorization")
+        manager = self.server.context.session_manager
+        authn_event = create_authn_event(
+            login.sub,
+            authn_info=ACR_PASSWORD,
+            authn_time=login.auth_time,
+            # idpyoidc refuses userinfo once the login's valid_until passes;
+            # tokens bound the session here, so let it outlive them all.
+            valid_until=login.auth_time + self._longest_token_lifetime(),
+        )
+
+        def call() -> dict[str, Any]:
+            with self._client_db(client, request.redirect_uri):
+                session_id = manager.create_session(
+                    authn_event=authn_event,
+                    auth_req=request.message,
+                    user_id=login.sub,
+                    client_id=client.client_id,
+                    token_usage_rules=self.server.context.authz.usage_rules(
+                        client.client_id
+                    ),
+                )
+                result: dict[str, Any] = endpoint.authz_part2(
+                    request.message, session_id
+                )
+                return result
+
+        result = await self._runner.run(login.sub, client.client_id, None, call)
+        args = result.get("response_args")
+        if not isinstance(args, Message) or "code" not in args:
+            logger.error("idpyoidc issued no code: %s", _error_code(args))
+            raise AuthorizationError(request, errors.ServerError("no code issued"))
+
+        security_event("code_issued", client_id=client.client_id, sub=login.sub)
+        return self.redirect(request, {"code": args["code"]})
+
+    async def reject(
+        self, params: Mapping[str, str], error: errors.OAuthError
+    ) -> AuthorizationError:
+        """An error to send back, once the client and redirect_uri check out."""
+        client = await self.verify_client(params)
+        request = AuthorizationRequest(
+            client, params["redirect_uri"], params, Message()
+        )
+        return AuthorizationError(request, error)
+
+    def redirect(self, request: AuthorizationRequest, values: dict[str, str]) -> str:
+        """Build the redirect to the client, with state and iss (RFC 9207)."""
+        response = dict(values)
+        if request.state is not None:
+            response["state"] = request.state
+        response["iss"] = self.issuer
+        return _add_query(request.redirect_uri, response)
+
+    def error_redirect(self, failure: AuthorizationError) -> str:
+        """The redirect for an error response (RFC 6749 4.1.2.1)."""
+        return self.redirect(failure.request, failure.error.to_dict())
+
+    def _longest_token_lifetime(self) -> int:
+        return max(
+            self.settings.access_token_lifetime,
+            self.settings.refresh_token_lifetime,
+            self.settings.id_token_lifetime,
+        )
+
+    # -- token endpoint (RFC 6749 3.2, 4.1.3, 6) --
+
+    async def token(
+        self, form: Mapping[str, str], authorization: str | None
+    ) -> dict[str, Any]:
+        """Answer a token request; raise an OAuthError on failure."""
+        credentials = client_rules.read_credentials(form, authorization)
+        client = client_rules.authenticate(
+            await self._clients.get(credentials.client_id), credentials
+        )
+
+        grant_type = form.get("grant_type")
+        if not grant_type:
+            raise errors.InvalidRequest("grant_type is missing")
+        if grant_type == "authorization_code":
+            return await self._code_grant(client, form)
+        if grant_type == "refresh_token":
+            return await self._refresh_grant(client, form)
+        raise errors.UnsupportedGrantType(f"grant_type {grant_type!r} is not supported")
+
+    async def _code_grant(
+        self, client: Client, form: Mapping[str, str]
+    ) -> dict[str, Any]:
+        code = form.get("code")
+        if not code:
+            raise errors.InvalidRequest("code is missing")
+        if not form.get("redirect_uri"):
+            raise errors.InvalidRequest("redirect_uri is missing")
+        verifier = form.get("code_verifier")
+        if verifier is not None and not CODE_VERIFIER.fullmatch(verifier):
+            raise errors.InvalidGrant("code_verifier is malformed")
+
+        path = self._resolve(code, "authorization_code")
+        if path is None or path[1] != client.client_id:
+            raise errors.InvalidGrant("the code is invalid or expired")
+        uid, _, grant_id = path
+
+        def call() -> Any:
+            grant = self.server.context.session_manager.db.get(
+                f"{uid};;{client.client_id};;{grant_id}"
+            )
+            if grant is not None and verifier is not None:
+                # RFC 9700 4.8.2: a verifier for a request without a challenge
+                # is a downgrade attempt.
+                if "code_challenge" not in grant.authorization_request:
+                    return {"error": "invalid_grant"}
+            return self._run_token_endpoint(client, form)
+
+        claims = await self._prefetch_claims(uid)
+        result = await self._runner.run(uid, client.client_id, grant_id, call, claims)
+        response = self._token_response(result, "authorization_code")
+        security_event("code_redeemed", client_id=client.client_id, sub=uid)
+        return response
+
+    async def _refresh_grant(
+        self, client: Client, form: Mapping[str, str]
+    ) -> dict[str, Any]:
+        refresh_token = form.get("refresh_token")
+        if not refresh_token:
+            raise errors.InvalidRequest("refresh_token is missing")
+        path = self._resolve(refresh_token, "refresh_token")
+        if path is None or path[1] != client.client_id:
+            raise errors.InvalidGrant("the refresh token is invalid or expired")
+        uid, _, grant_id = path
+        grant_name = f"{uid};;{client.client_id};;{grant_id}"
+        reused = False
+
+        def call() -> Any:
+            nonlocal reused
+            grant = self.server.context.session_manager.db.get(grant_name)
+            if grant is None:
+                return {"error": "invalid_grant"}
+            token = grant.get_token(refresh_token)
+            if token is None or not token.is_active():
+                # A refresh token we issued but no longer hold as active was
+                # rotated out: someone replays it (RFC 9700 4.14.2).
+                reused = True
+                grant.revoke()
+                return {"error": "invalid_grant"}
+            return self._run_token_endpoint(client, form)
+
+        claims = await self._prefetch_claims(uid)
+        result = await self._runner.run(uid, client.client_id, grant_id, call, claims)
+        if reused:
+            security_event("refresh_token_reuse", client_id=client.client_id, sub=uid)
+        response = self._token_response(result, "refresh_token")
+        security_event("token_refreshed", client_id=client.client_id, sub=uid)
+        return response
+
+    def _run_token_endpoint(self, client: Client, form: Mapping[str, str]) -> Any:
+        endpoint = self.server.get_endpoint("token")
+        request = {k: v for k, v in form.items() if k != "client_secret"}
+        request["client_id"] = client.client_id
+        with self._client_db(client, form.get("redirect_uri")):
+            marker = authenticated_client.set(client.client_id)
+            try:
+                parsed = endpoint.parse_request(request, http_info={"headers": {}})
+                if _error_code(parsed):
+                    return parsed
+                return endpoint.process_request(parsed)
+            finally:
+                authenticated_client.reset(marker)
+
+    def _token_response(self, result: Any, grant_type: str) -> dict[str, Any]:
+        code = _error_code(result)
+        if code is not None:
+            raise _token_error(code, grant_type)
+        args = result["response_args"]
+        body: dict[str, Any] = (
+            args.to_dict() if isinstance(args, Message) else dict(args)
+        )
+        body["token_type"] = "Bearer"  # noqa: S105
+        return body
+
+    # -- userinfo (OIDC Core 5.3) --
+
+    async def userinfo(self, access_token: str) -> dict[str, Any]:
+        """Return the claims an access token releases; raise InvalidToken."""
+        path = self._resolve(access_token, "access_token")
+        if path is None:
+            raise errors.InvalidToken("the access token is invalid or expired")
+        uid, client_id, grant_id = path
+        client = await self._clients.get(client_id)
+        if client is None:
+            raise errors.InvalidToken("the access token is invalid or expired")
+
+        endpoint = self.server.get_endpoint("userinfo")
+
+        grant_name = f"{uid};;{client_id};;{grant_id}"
+
+        def call() -> Any:
+            grant = self.server.context.session_manager.db.get(grant_name)
+            token = grant.get_token(access_token) if grant is not None else None
+            if token is None or not token.is_active():
+                return {"error": "invalid_token"}
+            with self._client_db(client):
+                return endpoint.process_request(
+                    {"access_token": access_token, "client_id": client_id}
+                )
+
+        claims = await self._prefetch_claims(uid)
+        result = await self._runner.run(uid, client_id, grant_id, call, claims)
+        if _error_code(result) is not None:
+            raise errors.InvalidToken("the access token is invalid or expired")
+        args = result["response_args"]
+        return args.to_dict() if isinstance(args, Message) else dict(args)
+
+    # -- metadata --
+
+    def provider_info(self) -> dict[str, Any]:
+        """The discovery document (OIDC Discovery 3), listing only what works."""
+        base = self.issuer
+        return {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/authorization",
+            "token_endpoint": f"{base}/token",
+            "userinfo_endpoint": f"{base}/userinfo",
+            "jwks_uri": f"{base}/jwks",
+            "scopes_supported": list(SCOPES),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
+            "code_challenge_methods_supported": ["S256"],
+            "claims_supported": CLAIMS_SUPPORTED,
+            "claim_types_supported": ["normal"],
+            "prompt_values_supported": ["none", "login", "consent", "select_account"],
+            "authorization_response_iss_parameter_supported": True,
+            "claims_parameter_supported": False,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+        }
+
+    def jwks(self) -> dict[str, Any]:
+        """The public signing keys."""
+        keys: dict[str, Any] = self.server.keyjar.export_jwks(private=False)
+        return keys
+
+    # -- helpers --
+
+    def _resolve(self, token: str, handler_key: str) -> tuple[str, str, str] | None:
+        """Find (uid, client_id, grant_id) from a token without touching storage."""
+        manager = self.server.context.session_manager
+        try:
+            info = manager.token_handler.handler[handler_key].info(token)
+            session_id = manager._compatible_sid(info["sid"])
+            uid, client_id, grant_id = manager.decrypt_session_id(session_id)
+        except Exception:  # noqa: BLE001 - any failure means "not our token"
+            return None
+        return uid, client_id, grant_id
+
+    async def _prefetch_claims(self, uid: str) -> dict[str, dict[str, Any]]:
+        claims = await self._claims.get(uid)
+        return {uid: claims} if claims is not None else {}
+
+    @contextlib.contextmanager
+    def _client_db(
+        self, client: Client, redirect_uri: str | None = None
+    ) -> Iterator[None]:
+        context = self.server.context
+        original = context.cdb
+        context.cdb = {client.client_id: client_rules.cdb_entry(client, redirect_uri)}
+        try:
+            yield
+        finally:
+            context.cdb = original
+
+
+def _error_code(result: Any) -> str | None:
+    if isinstance(result, (Message, dict)) and "error" in result:
+        return str(result["error"])
+    return None
+
+
+def _raise_if_error(result: Any) -> None:
+    code = _error_code(result)
+    if code is None:
+        return
+    description = str(result.get("error_description", ""))
+    cls = {
+        "invalid_scope": errors.InvalidScope,
+        "unsupported_response_type": errors.UnsupportedResponseType,
+        "unauthorized_client": errors.UnauthorizedClient,
+        "access_denied": errors.AccessDenied,
+    }.get(code, errors.InvalidRequest)
+    raise cls(description)
+
+
+def _token_error(code: str, grant_type: str) -> errors.OAuthError:
+    # idpyoidc answers "invalid_request" for spent or revoked codes and refresh
+    # tokens; RFC 6749 5.2 calls those invalid_grant.
+    if code in ("invalid_grant", "invalid_request", "invalid_token"):
+        return errors.InvalidGrant(f"the {grant_type.replace('_', ' ')} is invalid")
+    if code == "invalid_scope":
+        return errors.InvalidScope("the requested scope exceeds the grant")
+    if code == "unauthorized_client":
+        return errors.UnauthorizedClient("the client may not use this grant")
+    return errors.InvalidGrant(f"the {grant_type.replace('_', ' ')} is invalid")
+
+
+def _add_query(uri: str, values: Mapping[str, str]) -> str:
+    parts = urlsplit(uri)
+    query = urlencode(values)
+    if parts.query:
+        query = parts.query + "&" + query
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+__all__ = [
+    "Authentication",
+    "AuthorizationError",
+    "AuthorizationRequest",
+    "Provider",
+    "User",
+]

@@ -1,0 +1,152 @@
+"""The authorization endpoint and the login page (OIDC Core 3.1.2)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from .. import errors
+from ..log import WEB, security_event
+from ..oidc.provider import Authentication, AuthorizationError, AuthorizationRequest
+from . import params as parsing
+from .keys import ACCOUNTS, PENDING, PROVIDER, REQUEST_ID, SETTINGS
+from .login_session import Login, check_csrf, csrf_token, current_login, start_login
+from .middlewares import NO_STORE
+
+logger = logging.getLogger(WEB)
+
+LOGIN_FAILED = "The username or password is incorrect."
+
+
+async def authorization(request: web.Request) -> web.StreamResponse:
+    """GET or POST /authorization: verify, then send a code or ask to log in."""
+    provider = request.app[PROVIDER]
+    try:
+        params = await _read_params(request)
+    except parsing.MalformedParameters as exc:
+        # The error goes to the redirect_uri only if that checks out.
+        failure = await provider.reject(exc.params, errors.InvalidRequest(exc.problem))
+        raise web.HTTPFound(provider.error_redirect(failure)) from None
+
+    try:
+        auth_request = await provider.authorization_request(params)
+        return await _continue(request, auth_request)
+    except AuthorizationError as failure:
+        raise web.HTTPFound(provider.error_redirect(failure)) from None
+
+
+async def _read_params(request: web.Request) -> dict[str, str]:
+    if request.method == "POST":
+        return await parsing.form_params(request)
+    return parsing.query_params(request)
+
+
+async def _continue(
+    request: web.Request, auth_request: AuthorizationRequest
+) -> web.StreamResponse:
+    """Issue a code for a live login, or park the request and show the form."""
+    provider = request.app[PROVIDER]
+    login = await _usable_login(request, auth_request)
+    if login is not None:
+        location = await provider.issue_code(
+            auth_request, Authentication(login.sub, login.auth_time, login.amr)
+        )
+        raise web.HTTPFound(location)
+
+    if "none" in auth_request.prompt:
+        raise AuthorizationError(auth_request, errors.LoginRequired("login required"))
+
+    settings = request.app[SETTINGS]
+    request_id = await request.app[PENDING].put(
+        dict(auth_request.params), settings.pending_request_lifetime
+    )
+    raise web.HTTPFound(f"/login?request={request_id}")
+
+
+async def _usable_login(
+    request: web.Request, auth_request: AuthorizationRequest
+) -> Login | None:
+    """The browser's login if it satisfies prompt and max_age (OIDC Core 3.1.2.1)."""
+    login = await current_login(request)
+    if login is None:
+        return None
+    if "login" in auth_request.prompt:
+        return None
+    max_age = auth_request.max_age
+    if max_age is not None and time.time() - login.auth_time > max_age:
+        return None
+    user = await request.app[ACCOUNTS].get(login.sub)
+    if user is None or user.disabled:
+        return None
+    return login
+
+
+@aiohttp_jinja2.template("login.html")
+async def login_page(request: web.Request) -> dict[str, object]:
+    """GET /login: the username and password form."""
+    params = parsing.query_params(request)
+    request_id = params.get("request", "")
+    pending = None
+    if request_id:
+        pending = await request.app[PENDING].get(request_id)
+        if pending is None:
+            raise _expired_request()
+    return {
+        "csrf_token": await csrf_token(request),
+        "request_id": request_id,
+        "username": (pending or {}).get("login_hint", ""),
+        "error": None,
+    }
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    """POST /login: check the password, start the session, resume the request."""
+    form = await parsing.form_params(request)
+    if not await check_csrf(request, form.get("csrf_token")):
+        raise web.HTTPForbidden(reason="The form expired; reload the page.")
+
+    request_id = form.get("request", "")
+    username = form.get("username", "")
+    user = await request.app[ACCOUNTS].authenticate(username, form.get("password", ""))
+    if user is None:
+        security_event("login_failed", request_id=request[REQUEST_ID])
+        return await _login_again(request, request_id, username)
+
+    await start_login(request, user.sub, ("pwd",))
+    security_event("login", request_id=request[REQUEST_ID], sub=user.sub)
+    if not request_id:
+        return aiohttp_jinja2.render_template("signed_in.html", request, {})
+
+    params = await request.app[PENDING].take(request_id)
+    if params is None:
+        raise _expired_request()
+    provider = request.app[PROVIDER]
+    try:
+        auth_request = await provider.authorization_request(params)
+        return await _continue(request, auth_request)
+    except AuthorizationError as failure:
+        raise web.HTTPFound(provider.error_redirect(failure)) from None
+
+
+async def _login_again(
+    request: web.Request, request_id: str, username: str
+) -> web.Response:
+    context = {
+        "csrf_token": await csrf_token(request),
+        "request_id": request_id,
+        "username": username,
+        "error": LOGIN_FAILED,
+    }
+    response = aiohttp_jinja2.render_template("login.html", request, context)
+    response.headers.update(NO_STORE)
+    return response
+
+
+def _expired_request() -> errors.UnverifiedClient:
+    return errors.UnverifiedClient(
+        "This sign-in request has expired or was already used. "
+        "Go back to the application and start again."
+    )

@@ -1,0 +1,87 @@
+"""The browser's login session, kept by aiohttp-session in Redis.
+
+The session holds who logged in and when; it ends after an idle period and
+after an absolute limit, whichever comes first. Its id changes at login.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp_session import get_session, new_session
+
+from .keys import REDIS, SETTINGS
+
+CSRF_FIELD = "csrf_token"
+# Refresh the idle timer at most this often, to spare a Redis write per request.
+TOUCH_INTERVAL = 60
+
+
+@dataclass(frozen=True)
+class Login:
+    """The user signed in to this browser."""
+
+    sub: str
+    auth_time: int
+    amr: tuple[str, ...]
+
+
+async def current_login(request: web.Request) -> Login | None:
+    """The live login of this browser, or None once a limit has passed."""
+    session = await get_session(request)
+    sub = session.get("sub")
+    if not isinstance(sub, str):
+        return None
+    settings = request.app[SETTINGS]
+    now = int(time.time())
+    auth_time = int(session.get("auth_time", 0))
+    last_seen = int(session.get("last_seen", 0))
+    if now - auth_time > settings.session_max_age:
+        session.invalidate()
+        return None
+    if now - last_seen > settings.session_idle_timeout:
+        session.invalidate()
+        return None
+    if now - last_seen > TOUCH_INTERVAL:
+        session["last_seen"] = now
+    return Login(sub, auth_time, tuple(session.get("amr", ("pwd",))))
+
+
+async def start_login(request: web.Request, sub: str, amr: tuple[str, ...]) -> Login:
+    """Record a fresh login under a new session id (no session fixation)."""
+    old = await get_session(request)
+    csrf = old.get(CSRF_FIELD)
+    if old.identity is not None:
+        # aiohttp-session stores a session under "<cookie name>_<id>".
+        settings = request.app[SETTINGS]
+        await request.app[REDIS].delete(f"{settings.cookie_name}_{old.identity}")
+    old.invalidate()
+    session = await new_session(request)
+    now = int(time.time())
+    session.update({"sub": sub, "auth_time": now, "last_seen": now, "amr": list(amr)})
+    if csrf is not None:
+        session[CSRF_FIELD] = csrf
+    return Login(sub, now, amr)
+
+
+async def csrf_token(request: web.Request) -> str:
+    """The session's CSRF token, created on first use."""
+    session = await get_session(request)
+    token = session.get(CSRF_FIELD)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session[CSRF_FIELD] = token
+    return token
+
+
+async def check_csrf(request: web.Request, presented: str | None) -> bool:
+    """Compare a form's CSRF token with the session's, in constant time."""
+    session = await get_session(request)
+    expected = session.get(CSRF_FIELD)
+    if not isinstance(expected, str) or presented is None:
+        return False
+    return hmac.compare_digest(expected.encode(), presented.encode())

@@ -1,0 +1,26 @@
+"""The route table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from . import api, authorize, pages
+
+
+def setup_routes(app: web.Application, static_dir: Path) -> None:
+    """Register every route of the OP."""
+    app.router.add_get("/", pages.index)
+    app.router.add_get("/.well-known/openid-configuration", api.discovery)
+    app.router.add_get("/jwks", api.jwks)
+    app.router.add_route("GET", "/authorization", authorize.authorization)
+    app.router.add_route("POST", "/authorization", authorize.authorization)
+    app.router.add_get("/login", authorize.login_page)
+    app.router.add_post("/login", authorize.login_submit)
+    app.router.add_post("/token", api.token)
+    app.router.add_route("GET", "/userinfo", api.userinfo)
+    app.router.add_route("POST", "/userinfo", api.userinfo)
+    app.router.add_get("/health/live", api.live)
+    app.router.add_get("/health/ready", api.ready)
+    app.router.add_static("/static/", static_dir)

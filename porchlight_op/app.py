@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -111,40 +110,3 @@ def configure_logging(settings: Settings) -> None:
     )
     for noisy in ("idpyoidc", "cryptojwt", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def run_server(settings: Settings) -> None:
-    """Serve until interrupted, starting the embedded Redis when configured."""
-    import asyncio
-
-    from .store.connection import redis_client
-
-    configure_logging(settings)
-    for warning in settings.warnings():
-        logger.warning("%s", warning)
-
-    async def serve() -> None:
-        async with redis_client(settings) as client:
-            await client.ping()
-            runner = web.AppRunner(create_app(settings, client), access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, settings.host, settings.port)
-            await site.start()
-            logger.info(
-                "serving %s on http://%s:%d",
-                settings.issuer,
-                settings.host,
-                settings.port,
-            )
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
-            try:
-                await stop.wait()
-            finally:
-                # Stops accepting, then waits for in-flight requests.
-                await runner.cleanup()
-        logger.info("stopped")
-
-    asyncio.run(serve())

@@ -115,13 +115,15 @@ def _server_settings(args: argparse.Namespace, settings: Settings) -> Settings:
             changes["issuer"] = f"http://localhost:{args.port}"
     if args.issuer is not None:
         changes["issuer"] = args.issuer
+    if args.workers is not None:
+        changes["workers"] = args.workers
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
 
 def _start_server(settings: Settings) -> None:
-    from porchlight_op.app import run_server  # imports aiohttp and idpyoidc
+    from porchlight_op.server import run  # imports aiohttp and idpyoidc
 
-    run_server(settings)
+    run(settings)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -534,6 +536,11 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
         "also the issuer's port",
     )
     parser.add_argument("--issuer", metavar="URL", help="issuer URL (setting: issuer)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="number of server processes sharing the port (setting: workers)",
+    )
 
 
 def _add_client_commands(commands: Any, common: argparse.ArgumentParser) -> None:

@@ -337,6 +337,8 @@ class Settings:
     issuer: str = "http://localhost:8080"
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = 1
+    shutdown_timeout: float = 10.0
     redis_url: str | None = field(default=None, repr=False)
     data_dir: Path = Path("var")
     environment: str = "development"
@@ -400,6 +402,8 @@ class Settings:
             _check_positive(name, getattr(self, name))
         self._validate_cookie()
         self._validate_argon2()
+        _check_positive("workers", self.workers)
+        _check_positive("shutdown_timeout", self.shutdown_timeout)
         _check_positive("redis_socket_timeout", self.redis_socket_timeout)
         _check_positive("redis_connect_timeout", self.redis_connect_timeout)
         _check_positive("redis_max_connections", self.redis_max_connections)
@@ -507,6 +511,8 @@ _FIELD_CHECKS: dict[str, _Check] = {
     "issuer": _check_str,
     "host": _check_str,
     "port": _check_int,
+    "workers": _check_int,
+    "shutdown_timeout": _check_float,
     "redis_url": _check_optional_str,
     "data_dir": _check_path,
     "environment": _check_str,

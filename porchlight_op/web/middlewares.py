@@ -11,6 +11,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from .. import errors
+from .. import log
 from ..log import WEB
 from .keys import REQUEST_ID
 
@@ -38,6 +39,7 @@ API_PREFIXES = ("/token", "/userinfo", "/jwks", "/.well-known/", "/health/")
 async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give each request an id for the logs; echo it as X-Request-ID."""
     request[REQUEST_ID] = secrets.token_hex(8)
+    log.request_id.set(request[REQUEST_ID])
     response = await handler(request)
     response.headers["X-Request-ID"] = request[REQUEST_ID]
     return response

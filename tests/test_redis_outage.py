@@ -1,0 +1,82 @@
+"""Redis going away: short 503 answers, then recovery without a restart."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import OP, TEST_ARGON2
+from redis_process import RedisProcess
+from support import Browser, free_port
+
+from porchlight_op.app import create_app
+from porchlight_op.settings import load_settings
+from porchlight_op.store.connection import make_redis
+
+
+@pytest.fixture
+def own_redis():
+    directory = Path(tempfile.mkdtemp(prefix="pl-", dir="/tmp"))
+    server = RedisProcess(directory)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def fragile_op(own_redis, aiohttp_server):
+    port = free_port()
+    settings = load_settings(
+        environ={},
+        overrides={"issuer": f"http://127.0.0.1:{port}", "port": port, **TEST_ARGON2},
+    )
+    client = make_redis(own_redis.url, settings)
+    server = await aiohttp_server(create_app(settings, client), port=port)
+    yield OP(str(server.make_url("")).rstrip("/"), settings, client)
+    await client.aclose()
+
+
+async def _signed_in_tokens(op: OP) -> dict:
+    client = await op.add_client("rp")
+    await op.add_user()
+    rp = op.rp(client)
+    await rp.discover()
+    browser = Browser.open(op.url)
+    reply = await browser.authorize(
+        rp.authorization_url(), "alice", "correct horse battery"
+    )
+    await browser.close()
+    return await rp.redeem(reply.headers["Location"])
+
+
+async def test_redis_down_gives_quick_503_then_recovers(fragile_op, own_redis):
+    token = await _signed_in_tokens(fragile_op)
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    base = fragile_op.url
+
+    own_redis.kill()
+    async with httpx.AsyncClient(base_url=base) as http:
+        started = time.monotonic()
+        userinfo = await http.get("/userinfo", headers=bearer)
+        elapsed = time.monotonic() - started
+        ready = await http.get("/health/ready")
+        live = await http.get("/health/live")
+        page = await http.get("/authorization", params={"client_id": "rp"})
+
+        own_redis.start()
+        recovered = await http.get("/userinfo", headers=bearer)
+        ready_again = await http.get("/health/ready")
+
+    assert userinfo.status_code == 503
+    assert userinfo.json()["error"] == "temporarily_unavailable"
+    assert elapsed < 2.0
+    assert ready.status_code == 503
+    assert live.status_code == 200
+    assert page.status_code == 503
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "Traceback" not in page.text
+    assert recovered.status_code == 200
+    assert ready_again.status_code == 200

@@ -10,8 +10,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from .. import errors
-from .. import log
+from .. import errors, log
 from ..log import WEB
 from .keys import REQUEST_ID
 

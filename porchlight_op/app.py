@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from aiohttp_session.redis_storage import RedisStorage
 
 from .accounts.service import Accounts
 from .log import APP
+from .models import Client
 from .oidc.claims import ClaimsCache, user_claims
 from .oidc.config import build_server
 from .oidc.provider import Provider
@@ -89,6 +91,7 @@ async def _provider_context(app: web.Application) -> AsyncIterator[None]:
             return None
         return user_claims(user)
 
+    await _store_configured_clients(settings, ClientStore(client))
     claims = ClaimsCache(client, load_claims, settings.claims_cache_ttl)
     app[PROVIDER] = Provider(
         server,
@@ -100,6 +103,27 @@ async def _provider_context(app: web.Application) -> AsyncIterator[None]:
     app[ACCOUNTS] = Accounts(client, settings, on_change=claims.invalidate)
     app[PENDING] = PendingRequests(client)
     yield
+
+
+async def _store_configured_clients(settings: Settings, store: ClientStore) -> None:
+    """Write the [clients.*] tables of the settings file to Redis.
+
+    The file is authoritative for the ids it lists, so each start overwrites
+    what the command line may have changed for those ids.
+    """
+    for item in settings.clients.values():
+        existing = await store.get(item.client_id)
+        await store.put(
+            Client(
+                client_id=item.client_id,
+                redirect_uris=item.redirect_uris,
+                auth_method=item.auth_method,
+                secret=item.secret,
+                scope=item.scope,
+                name=item.name,
+                created_at=existing.created_at if existing else int(time.time()),
+            )
+        )
 
 
 def configure_logging(settings: Settings) -> None:

@@ -626,6 +626,25 @@ def _add_user_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         action.set_defaults(handler=handler)
 
 
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Print whether Redis answers, key counts per kind and memory use."""
+    from porchlight_op.store.status import collect_status
+
+    async def load(client: redis.asyncio.Redis) -> dict[str, Any]:
+        return await collect_status(client, settings.cookie_name)
+
+    report = _run(settings, load)
+    lines = [
+        f"redis: {report['redis']} (version {report['redis_version']}, "
+        f"{report['round_trip_ms']} ms round trip)",
+        f"memory: {report['used_memory_human']}",
+        f"keys: {report['keys_total']}",
+    ]
+    lines += [f"  {kind}: {count}" for kind, count in report["keys"].items()]
+    _emit(args, report, lines)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser for every command."""
     parser = argparse.ArgumentParser(
@@ -644,6 +663,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _server_options(demo)
     demo.set_defaults(handler=cmd_demo)
+
+    status = commands.add_parser(
+        "status", parents=[common], help="show Redis reachability, key counts, memory"
+    )
+    status.set_defaults(handler=cmd_status)
 
     _add_client_commands(commands, common)
     _add_user_commands(commands, common)

@@ -30,6 +30,7 @@ from .store.sessions import SessionStore
 from .store.users import UserStore
 from .web import middlewares
 from .web.keys import ACCOUNTS, PENDING, PROVIDER, REDIS, SETTINGS
+from .web.proxies import forwarded_headers, parse_networks
 from .web.routes import setup_routes
 
 logger = logging.getLogger(APP)
@@ -44,6 +45,7 @@ def create_app(settings: Settings, client: redis.Redis) -> web.Application:
     """Build the application on an open Redis client; the caller closes it."""
     app = web.Application(
         middlewares=[
+            forwarded_headers(parse_networks(settings.trusted_proxies)),
             middlewares.request_id,
             middlewares.security_headers,
             middlewares.error_pages,

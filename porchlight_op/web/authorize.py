@@ -112,11 +112,15 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     username = form.get("username", "")
     user = await request.app[ACCOUNTS].authenticate(username, form.get("password", ""))
     if user is None:
-        security_event("login_failed", request_id=request[REQUEST_ID])
+        security_event(
+            "login_failed", request_id=request[REQUEST_ID], remote=request.remote
+        )
         return await _login_again(request, request_id, username)
 
     await start_login(request, user.sub, ("pwd",))
-    security_event("login", request_id=request[REQUEST_ID], sub=user.sub)
+    security_event(
+        "login", request_id=request[REQUEST_ID], sub=user.sub, remote=request.remote
+    )
     if not request_id:
         return aiohttp_jinja2.render_template("signed_in.html", request, {})
 

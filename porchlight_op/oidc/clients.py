@@ -71,6 +71,9 @@ class ClientCredentials:
     client_id: str
     secret: str | None
     method: str  # client_secret_basic | client_secret_post | none
+    # The Basic secret as sent, when form-decoding changed it: many clients
+    # (Authlib 1.9 among them) skip the encoding RFC 6749 2.3.1 asks for.
+    undecoded_secret: str | None = None
 
 
 def read_credentials(
@@ -84,10 +87,11 @@ def read_credentials(
     if authorization is not None and authorization[:6].lower() == "basic ":
         if in_body:
             raise InvalidRequest("client credentials sent in more than one way")
-        client_id, secret = _basic(authorization[6:])
+        client_id, secret, raw_secret = _basic(authorization[6:])
         if form.get("client_id", client_id) != client_id:
             raise InvalidRequest("client_id does not match the Authorization header")
-        return ClientCredentials(client_id, secret, "client_secret_basic")
+        undecoded = raw_secret if raw_secret != secret else None
+        return ClientCredentials(client_id, secret, "client_secret_basic", undecoded)
 
     body_client_id = form.get("client_id")
     if not body_client_id:
@@ -99,7 +103,7 @@ def read_credentials(
     return ClientCredentials(body_client_id, None, "none")
 
 
-def _basic(encoded: str) -> tuple[str, str]:
+def _basic(encoded: str) -> tuple[str, str, str]:
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
@@ -108,7 +112,7 @@ def _basic(encoded: str) -> tuple[str, str]:
     if not colon or not client_id:
         raise InvalidClient("malformed HTTP Basic credentials")
     # RFC 6749 2.3.1: both parts are form-urlencoded before base64.
-    return unquote_plus(client_id), unquote_plus(secret)
+    return unquote_plus(client_id), unquote_plus(secret), secret
 
 
 def authenticate(client: Client | None, credentials: ClientCredentials) -> Client:
@@ -121,7 +125,11 @@ def authenticate(client: Client | None, credentials: ClientCredentials) -> Clien
         return client
     expected = (client.secret or "").encode()
     presented = (credentials.secret or "").encode()
-    if not expected or not hmac.compare_digest(expected, presented):
+    undecoded = (credentials.undecoded_secret or "").encode()
+    # Both comparisons always run, so timing does not tell which one matched.
+    matches = hmac.compare_digest(expected, presented)
+    matches_undecoded = hmac.compare_digest(expected, undecoded)
+    if not expected or not (matches or matches_undecoded):
         raise InvalidClient("client authentication failed")
     return client
 

@@ -314,20 +314,35 @@ class Provider:
         if path is None or path[1] != client.client_id:
             raise errors.InvalidGrant("the code is invalid or expired")
         uid, _, grant_id = path
+        replayed = False
 
         def call() -> Any:
+            nonlocal replayed
             grant = self.server.context.session_manager.db.get(
                 f"{uid};;{client.client_id};;{grant_id}"
             )
-            if grant is not None and verifier is not None:
+            if grant is None:
+                # Revoked grants are deleted from Redis, and idpyoidc raises
+                # rather than answering when the grant node is missing.
+                return {"error": "invalid_grant"}
+            if verifier is not None:
                 # RFC 9700 4.8.2: a verifier for a request without a challenge
                 # is a downgrade attempt.
                 if "code_challenge" not in grant.authorization_request:
                     return {"error": "invalid_grant"}
+            issued = grant.get_token(code)
+            if issued is not None and issued.used:
+                # RFC 6749 4.1.2: a replayed code revokes what it produced,
+                # including tokens refreshed since; one grant holds one code.
+                replayed = True
+                grant.revoke()
+                return {"error": "invalid_grant"}
             return self._run_token_endpoint(client, form)
 
         claims = await self._prefetch_claims(uid)
         result = await self._runner.run(uid, client.client_id, grant_id, call, claims)
+        if replayed:
+            security_event("code_reuse", client_id=client.client_id, sub=uid)
         response = self._token_response(result, "authorization_code")
         security_event("code_redeemed", client_id=client.client_id, sub=uid)
         return response
@@ -423,7 +438,13 @@ class Provider:
         if _error_code(result) is not None:
             raise errors.InvalidToken("the access token is invalid or expired")
         args = result["response_args"]
-        return args.to_dict() if isinstance(args, Message) else dict(args)
+        claims: dict[str, Any] = (
+            args.to_dict() if isinstance(args, Message) else dict(args)
+        )
+        # idpyoidc 5.0 adds `acr` to every userinfo reply that releases any
+        # claim. It belongs in the ID token, and scopes alone decide the rest.
+        claims.pop("acr", None)
+        return claims
 
     # -- metadata --
 

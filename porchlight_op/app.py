@@ -10,9 +10,7 @@ from pathlib import Path
 import aiohttp_jinja2
 import aiohttp_session
 import jinja2
-import redis.asyncio as redis
 from aiohttp import web
-from aiohttp_session.redis_storage import RedisStorage
 
 from .accounts.service import Accounts
 from .log import APP
@@ -24,6 +22,7 @@ from .oidc.secrets import load_server_secrets
 from .oidc.state import StateRunner
 from .settings import Settings
 from .store.clients import ClientStore
+from .store.connection import RedisClient
 from .store.pending import PendingRequests
 from .store.secrets import SecretStore
 from .store.sessions import SessionStore
@@ -32,6 +31,7 @@ from .web import middlewares
 from .web.keys import ACCOUNTS, PENDING, PROVIDER, REDIS, SETTINGS
 from .web.proxies import forwarded_headers, parse_networks
 from .web.routes import setup_routes
+from .web.session_storage import RedisSessionStorage
 
 logger = logging.getLogger(APP)
 
@@ -41,7 +41,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STATIC_DIR = TEMPLATES_DIR / "static"
 
 
-def create_app(settings: Settings, client: redis.Redis) -> web.Application:
+def create_app(settings: Settings, client: RedisClient) -> web.Application:
     """Build the application on an open Redis client; the caller closes it."""
     app = web.Application(
         middlewares=[
@@ -65,10 +65,10 @@ def create_app(settings: Settings, client: redis.Redis) -> web.Application:
     return app
 
 
-def _session_storage(settings: Settings, client: redis.Redis) -> RedisStorage:
+def _session_storage(settings: Settings, client: RedisClient) -> RedisSessionStorage:
     import secrets
 
-    return RedisStorage(
+    return RedisSessionStorage(
         client,
         cookie_name=settings.cookie_name,
         max_age=settings.session_idle_timeout,

@@ -23,8 +23,7 @@ from datetime import UTC, datetime
 from typing import IO, Any, TypeVar
 from urllib.parse import urlencode
 
-import redis.asyncio
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from porchlight_op.settings import (
     AUTH_METHODS,
@@ -34,7 +33,11 @@ from porchlight_op.settings import (
     SettingsError,
     load_settings,
 )
-from porchlight_op.store.connection import RedisUnavailableError, redis_client
+from porchlight_op.store.connection import (
+    RedisClient,
+    RedisUnavailableError,
+    redis_client,
+)
 from porchlight_op.store.embedded import EmbeddedRedisError
 
 __all__ = ["build_parser", "main"]
@@ -88,9 +91,7 @@ def _timestamp(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
-def _run(
-    settings: Settings, action: Callable[[redis.asyncio.Redis], Awaitable[T]]
-) -> T:
+def _run(settings: Settings, action: Callable[[RedisClient], Awaitable[T]]) -> T:
     """Run one async action with a Redis client, embedded or configured."""
 
     async def with_client() -> T:
@@ -148,7 +149,7 @@ def _pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
-async def _ensure_demo_client(client: redis.asyncio.Redis) -> Any:
+async def _ensure_demo_client(client: RedisClient) -> Any:
     from porchlight_op.models import Client
     from porchlight_op.store.clients import ClientStore
 
@@ -169,7 +170,7 @@ async def _ensure_demo_client(client: redis.asyncio.Redis) -> Any:
     return demo
 
 
-async def _ensure_demo_user(client: redis.asyncio.Redis, settings: Settings) -> str:
+async def _ensure_demo_user(client: RedisClient, settings: Settings) -> str:
     """Create the demo user if needed and return its password."""
     from porchlight_op.accounts.service import Accounts
     from porchlight_op.store.secrets import SecretStore
@@ -229,7 +230,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Create the demo client and user if missing, print them, then serve."""
     settings = _server_settings(args, settings)
 
-    async def prepare(client: redis.asyncio.Redis) -> tuple[str, str]:
+    async def prepare(client: RedisClient) -> tuple[str, str]:
         demo_client = await _ensure_demo_client(client)
         password = await _ensure_demo_user(client, settings)
         return demo_client.secret, password
@@ -295,7 +296,7 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         created_at=int(time.time()),
     )
 
-    async def add(client: redis.asyncio.Redis) -> None:
+    async def add(client: RedisClient) -> None:
         store = ClientStore(client)
         if await store.get(record.client_id) is not None:
             raise CommandError(f"client {record.client_id!r} already exists")
@@ -316,7 +317,7 @@ def cmd_client_list(args: argparse.Namespace, settings: Settings) -> int:
     """List the clients in Redis and in the config file."""
     from porchlight_op.store.clients import ClientStore
 
-    async def load(client: redis.asyncio.Redis) -> list[Any]:
+    async def load(client: RedisClient) -> list[Any]:
         return await ClientStore(client).list()
 
     stored = _run(settings, load)
@@ -334,7 +335,7 @@ def cmd_client_show(args: argparse.Namespace, settings: Settings) -> int:
     """Show one client; the secret itself is never printed."""
     from porchlight_op.store.clients import ClientStore
 
-    async def load(client: redis.asyncio.Redis) -> Any:
+    async def load(client: RedisClient) -> Any:
         return await ClientStore(client).get(args.client_id)
 
     found = _run(settings, load)
@@ -353,7 +354,7 @@ def cmd_client_remove(args: argparse.Namespace, settings: Settings) -> int:
     """Delete a client from Redis."""
     from porchlight_op.store.clients import ClientStore
 
-    async def remove(client: redis.asyncio.Redis) -> bool:
+    async def remove(client: RedisClient) -> bool:
         return await ClientStore(client).remove(args.client_id)
 
     if not _run(settings, remove):
@@ -405,7 +406,7 @@ def _user_claims(args: argparse.Namespace) -> dict[str, str]:
     return {claim: value for claim, value in options.items() if value is not None}
 
 
-async def _find_user(client: redis.asyncio.Redis, settings: Settings, key: str) -> Any:
+async def _find_user(client: RedisClient, settings: Settings, key: str) -> Any:
     """Return the user with this username or sub, or raise CommandError."""
     from porchlight_op.accounts.service import Accounts
 
@@ -423,7 +424,7 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
     password = read_password(sys.stdin) if args.password_stdin else None
     claims = _user_claims(args)
 
-    async def add(client: redis.asyncio.Redis) -> Any:
+    async def add(client: RedisClient) -> Any:
         try:
             return await Accounts(client, settings).create_user(
                 args.username, password, claims
@@ -442,7 +443,7 @@ def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
     """List every user."""
     from porchlight_op.accounts.service import Accounts
 
-    async def load(client: redis.asyncio.Redis) -> list[Any]:
+    async def load(client: RedisClient) -> list[Any]:
         return await Accounts(client, settings).list()
 
     users = _run(settings, load)
@@ -455,7 +456,7 @@ def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_user_show(args: argparse.Namespace, settings: Settings) -> int:
     """Show one user; the password hash is never printed."""
 
-    async def load(client: redis.asyncio.Redis) -> Any:
+    async def load(client: RedisClient) -> Any:
         return await _find_user(client, settings, args.user)
 
     data = _user_data(_run(settings, load))
@@ -469,7 +470,7 @@ def cmd_user_remove(args: argparse.Namespace, settings: Settings) -> int:
     """Delete a user."""
     from porchlight_op.accounts.service import Accounts
 
-    async def remove(client: redis.asyncio.Redis) -> Any:
+    async def remove(client: RedisClient) -> Any:
         user = await _find_user(client, settings, args.user)
         if not await Accounts(client, settings).remove(user.sub):
             raise CommandError(f"user {args.user!r} not found")
@@ -486,7 +487,7 @@ def cmd_user_set_password(args: argparse.Namespace, settings: Settings) -> int:
 
     password = read_password(sys.stdin)
 
-    async def change(client: redis.asyncio.Redis) -> Any:
+    async def change(client: RedisClient) -> Any:
         user = await _find_user(client, settings, args.user)
         try:
             await Accounts(client, settings).set_password(user.sub, password)
@@ -630,7 +631,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """Print whether Redis answers, key counts per kind and memory use."""
     from porchlight_op.store.status import collect_status
 
-    async def load(client: redis.asyncio.Redis) -> dict[str, Any]:
+    async def load(client: RedisClient) -> dict[str, Any]:
         return await collect_status(client, settings.cookie_name)
 
     report = _run(settings, load)
@@ -704,7 +705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(err), err.exit_code)
     except (RedisUnavailableError, EmbeddedRedisError) as err:
         return _fail(str(err), 1)
-    except RedisError as err:
+    except (RedisError, RedisClusterException) as err:
         return _fail(f"Redis command failed: {err}", 1)
 
 

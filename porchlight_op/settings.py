@@ -340,6 +340,7 @@ class Settings:
     workers: int = 1
     shutdown_timeout: float = 10.0
     redis_url: str | None = field(default=None, repr=False)
+    redis_cluster: bool = False
     data_dir: Path = Path("var")
     environment: str = "development"
     code_lifetime: int = 600
@@ -391,6 +392,7 @@ class Settings:
             raise SettingsError("port", f"must be between 1 and 65535, got {self.port}")
         if self.redis_url is not None:
             _validate_redis_url("redis_url", self.redis_url)
+        self._validate_redis_cluster()
         if not str(self.data_dir) or str(self.data_dir) == ".":
             raise SettingsError("data_dir", "must name a directory")
         if self.environment not in ENVIRONMENTS:
@@ -414,6 +416,22 @@ class Settings:
                 "log_level",
                 f"must be a logging level such as DEBUG, INFO or WARNING, got "
                 f"{_show(self.log_level)}",
+            )
+
+    def _validate_redis_cluster(self) -> None:
+        if not self.redis_cluster:
+            return
+        if self.redis_url is None:
+            raise SettingsError(
+                "redis_cluster",
+                "requires redis_url, because the embedded Redis is a single server "
+                "and never a cluster",
+            )
+        if urlsplit(self.redis_url).scheme == "unix":
+            raise SettingsError(
+                "redis_url",
+                "must start with redis:// or rediss:// when redis_cluster is true, "
+                "because cluster nodes are reached over TCP",
             )
 
     def _validate_cookie(self) -> None:
@@ -514,6 +532,7 @@ _FIELD_CHECKS: dict[str, _Check] = {
     "workers": _check_int,
     "shutdown_timeout": _check_float,
     "redis_url": _check_optional_str,
+    "redis_cluster": _check_bool,
     "data_dir": _check_path,
     "environment": _check_str,
     **{name: _check_int for name in _LIFETIMES},

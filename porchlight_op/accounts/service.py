@@ -8,12 +8,11 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from porchlight_op import log
 from porchlight_op.accounts import proquint
 from porchlight_op.accounts.passwords import Argon2Settings, PasswordHasher
 from porchlight_op.models import User, normalize_username, validate_claims
+from porchlight_op.store.connection import RedisClient
 from porchlight_op.store.users import UsernameTaken, UserStore
 
 __all__ = [
@@ -63,7 +62,7 @@ class Accounts:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         settings: Argon2Settings,
         on_change: OnChange | None = None,
     ) -> None:

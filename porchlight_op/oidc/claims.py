@@ -11,10 +11,9 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis.asyncio as redis
-
 from ..models import User
 from ..store import keys
+from ..store.connection import RedisClient
 from .context import prefetched_claims
 
 ClaimsLoader = Callable[[str], Awaitable[dict[str, Any] | None]]
@@ -40,7 +39,7 @@ class PrefetchedUserInfo:
 class ClaimsCache:
     """Claims per user in Redis, shared by every worker, filled on a miss."""
 
-    def __init__(self, client: redis.Redis, load: ClaimsLoader, ttl: int) -> None:
+    def __init__(self, client: RedisClient, load: ClaimsLoader, ttl: int) -> None:
         self._redis = client
         self._load = load
         self._ttl = ttl

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 
-import redis.asyncio as aioredis
-
 from porchlight_op import log
 from porchlight_op.models import Client
 from porchlight_op.store import keys
+from porchlight_op.store.connection import RedisClient
 
 logger = logging.getLogger(log.STORE)
 
@@ -16,7 +15,7 @@ logger = logging.getLogger(log.STORE)
 class ClientStore:
     """Reads and writes Client records, indexed by keys.clients_index()."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
 
     async def put(self, client: Client) -> None:

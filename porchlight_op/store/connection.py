@@ -6,17 +6,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import TypeAlias
 
 import redis.asyncio
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from porchlight_op import log
 from porchlight_op.settings import Settings, redact_url
 from porchlight_op.store.embedded import EmbeddedRedis
 
-__all__ = ["RedisUnavailableError", "make_redis", "redis_client"]
+__all__ = ["RedisClient", "RedisUnavailableError", "make_redis", "redis_client"]
+
+# Either client runs every command the stores send. Multi-key commands and Lua
+# scripts only name keys that share one hash tag, so they stay in one cluster slot.
+RedisClient: TypeAlias = redis.asyncio.Redis | RedisCluster
 
 logger = logging.getLogger(log.STORE)
 
@@ -25,14 +31,22 @@ HEALTH_CHECK_INTERVAL = 30  # seconds a pooled connection may idle before a PING
 RETRIES = 1
 RETRY_BACKOFF_CAP = 0.5  # seconds
 RETRY_BACKOFF_BASE = 0.05  # seconds
+# The cluster client refreshes its slot map before each retry, so a few retries
+# let a request follow a resharding or a replica promotion that has just finished.
+CLUSTER_RETRIES = 3
 
 
 class RedisUnavailableError(RuntimeError):
     """Redis did not reply to PING when the client was opened."""
 
 
-def make_redis(url: str, settings: Settings) -> redis.asyncio.Redis:
-    """Return a pooled client for url with the timeouts and pool size from settings."""
+def make_redis(url: str, settings: Settings) -> RedisClient:
+    """Return a pooled client for url with the timeouts and pool size from settings.
+
+    The client is a RedisCluster when settings.redis_cluster is true.
+    """
+    if settings.redis_cluster:
+        return _make_cluster(url, settings)
     retry = Retry(ExponentialBackoff(RETRY_BACKOFF_CAP, RETRY_BACKOFF_BASE), RETRIES)
     client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
         url,
@@ -46,17 +60,38 @@ def make_redis(url: str, settings: Settings) -> redis.asyncio.Redis:
     return client
 
 
-async def _check_reachable(client: redis.asyncio.Redis, url: str) -> None:
+def _make_cluster(url: str, settings: Settings) -> RedisCluster:
+    # redis-py 8.2 defaults to 10 retries with up to 1 s between them; fewer keep
+    # a request from hanging while the cluster is down. max_connections limits
+    # each node's pool here, not the whole process.
+    retry = Retry(
+        ExponentialBackoff(RETRY_BACKOFF_CAP, RETRY_BACKOFF_BASE), CLUSTER_RETRIES
+    )
+    cluster: RedisCluster = RedisCluster.from_url(
+        url,
+        retry=retry,
+        decode_responses=False,
+        socket_timeout=settings.redis_socket_timeout,
+        socket_connect_timeout=settings.redis_connect_timeout,
+        max_connections=settings.redis_max_connections,
+        health_check_interval=HEALTH_CHECK_INTERVAL,
+    )
+    return cluster
+
+
+async def _check_reachable(client: RedisClient, url: str) -> None:
     try:
         await client.ping()
-    except (RedisError, OSError) as err:
+    # RedisClusterException is not a RedisError. The cluster client raises it when
+    # no node is reachable or some hash slots have no node.
+    except (RedisError, RedisClusterException, OSError) as err:
         raise RedisUnavailableError(
             f"cannot reach Redis at {redact_url(url)}: {err}"
         ) from err
 
 
 @contextlib.asynccontextmanager
-async def redis_client(settings: Settings) -> AsyncIterator[redis.asyncio.Redis]:
+async def redis_client(settings: Settings) -> AsyncIterator[RedisClient]:
     """Open a checked client for settings.redis_url, or for the embedded server.
 
     Without redis_url, the embedded server in settings.data_dir is adopted when it

@@ -7,9 +7,8 @@ import re
 import secrets
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from porchlight_op.store import keys
+from porchlight_op.store.connection import RedisClient
 
 # token_urlsafe(32) gives 43 characters from the base64url alphabet.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -18,7 +17,7 @@ REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 class PendingRequests:
     """Stores request parameters under a random id until they expire or are taken."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
 
     async def put(self, params: dict[str, Any], ttl: int) -> str:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import redis.asyncio as aioredis
-
 from porchlight_op import log
 from porchlight_op.store import keys
+from porchlight_op.store.connection import RedisClient
 
 logger = logging.getLogger(log.STORE)
 
@@ -16,7 +15,7 @@ logger = logging.getLogger(log.STORE)
 class SecretStore:
     """Stores named secret values that never change once written."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
 
     async def get(self, name: str) -> bytes | None:

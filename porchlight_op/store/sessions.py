@@ -22,9 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-import redis.asyncio as redis
-
 from . import keys
+from .connection import RedisClient
 
 # KEYS: the versioned hashes first, then the sets.
 # ARGV: n_hashes, parent_ttl, then per hash (expected version, data, ttl),
@@ -70,6 +69,15 @@ for j = n + 1, #KEYS do
   end
 end
 return {1}
+"""
+
+# KEYS: the grant hash, then its client's subordinate set. ARGV: the grant's
+# member name in that set. A script rather than MULTI, because redis-py 8.2's
+# async cluster client blocks the event loop while it runs a transaction.
+_DELETE_GRANT = """
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
 """
 
 
@@ -143,9 +151,10 @@ class Changes:
 class SessionStore:
     """Reads one user's branch in one round trip and commits changes atomically."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._redis = client
         self._commit = client.register_script(_COMMIT)
+        self._delete_grant = client.register_script(_DELETE_GRANT)
 
     async def fetch_branch(
         self, uid: str, client_id: str, grant_id: str | None = None
@@ -193,10 +202,11 @@ class SessionStore:
     async def delete_grant(self, uid: str, client_id: str, grant_id: str) -> None:
         """Remove a grant and its link from the client node."""
         member = grant_member(uid, client_id, grant_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(grant_key(uid, client_id, grant_id))
-            pipe.srem(client_subordinates_key(uid, client_id), member)
-            await pipe.execute()
+        grant_keys = [
+            grant_key(uid, client_id, grant_id),
+            client_subordinates_key(uid, client_id),
+        ]
+        await self._delete_grant(keys=grant_keys, args=[member])
 
 
 def grant_member(uid: str, client_id: str, grant_id: str) -> str:

@@ -8,13 +8,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import WatchError
-
 from porchlight_op import log
 from porchlight_op.accounts import proquint
 from porchlight_op.models import User, normalize_username
 from porchlight_op.store import keys
+from porchlight_op.store.connection import RedisClient
 
 logger = logging.getLogger(log.STORE)
 
@@ -22,6 +20,27 @@ logger = logging.getLogger(log.STORE)
 MAX_SUB_ATTEMPTS = 8
 # Optimistic updates retry when another writer changed the record in between.
 MAX_UPDATE_ATTEMPTS = 8
+
+# Compare-and-set of a user record: KEYS[1] the record, KEYS[2] its claims cache
+# (same hash tag, so one cluster slot). ARGV[1] is the record as read, ARGV[2]
+# the new record. Returns 1 when written, 0 when the record changed since it was
+# read, -1 when it is gone. A script, not WATCH/MULTI, because redis-py 8.2's
+# async cluster client sends each command of a transaction from a helper thread
+# that blocks the event loop until Redis replies.
+_UPDATE_RECORD = """
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return -1
+end
+if current ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[2])
+return 1
+"""
+_UPDATED = 1
+_MISSING = -1
 
 
 class UsernameTaken(Exception):
@@ -43,8 +62,9 @@ class UserStore:
     in until remove() runs again, or an index entry that list() skips.
     """
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
+        self._update_record = redis.register_script(_UPDATE_RECORD)
 
     async def create(self, user: User) -> User:
         """Store a new user and return it, with a new sub if the given one is in use.
@@ -153,26 +173,25 @@ class UserStore:
         return await self._update(sub, {"disabled": disabled})
 
     async def _update(self, sub: str, changes: dict[str, Any]) -> User | None:
-        """Apply changes with WATCH/MULTI on the user key and drop the claims cache.
+        """Apply changes with a compare-and-set on the record; drop the claims cache.
 
-        Both keys share the hash tag {sub}, so the MULTI stays in one slot.
+        Returns None when the user is missing. Raises RuntimeError when other
+        writers changed the record MAX_UPDATE_ATTEMPTS times in a row.
         """
         user_key = keys.user(sub)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for _ in range(MAX_UPDATE_ATTEMPTS):
-                try:
-                    await pipe.watch(user_key)
-                    raw = await pipe.get(user_key)
-                    if raw is None:
-                        return None
-                    updated = dataclasses.replace(User.from_json(raw), **changes)
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(user_key, updated.to_json())
-                    pipe.delete(keys.claims(sub))
-                    await pipe.execute()
-                    return updated
-                except WatchError:
-                    logger.debug("user changed during update, retrying: sub=%s", sub)
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            raw = await self._redis.get(user_key)
+            if raw is None:
+                return None
+            updated = dataclasses.replace(User.from_json(raw), **changes)
+            result = await self._update_record(
+                keys=[user_key, keys.claims(sub)], args=[raw, updated.to_json()]
+            )
+            if result == _UPDATED:
+                return updated
+            if result == _MISSING:
+                return None
+            logger.debug("user changed during update, retrying: sub=%s", sub)
         raise RuntimeError(
             f"user {sub} changed concurrently {MAX_UPDATE_ATTEMPTS} times in a row"
         )

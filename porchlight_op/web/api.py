@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from .. import errors
 from ..log import WEB
@@ -112,7 +112,7 @@ async def ready(request: web.Request) -> web.Response:
     body: dict[str, Any]
     try:
         await request.app[REDIS].ping()
-    except RedisError as exc:
+    except (RedisError, RedisClusterException) as exc:
         body = {"status": "unavailable", "redis": type(exc).__name__}
         return web.json_response(body, status=503, headers={"Retry-After": "1"})
     return web.json_response({"status": "ok", "redis": "ok"})

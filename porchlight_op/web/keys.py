@@ -7,15 +7,14 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    import redis.asyncio as redis
-
     from ..accounts.service import Accounts
     from ..oidc.provider import Provider
     from ..settings import Settings
+    from ..store.connection import RedisClient
     from ..store.pending import PendingRequests
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
-REDIS: web.AppKey[redis.Redis] = web.AppKey("redis")
+REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
 PROVIDER: web.AppKey[Provider] = web.AppKey("provider")
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
 PENDING: web.AppKey[PendingRequests] = web.AppKey("pending")

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp_jinja2
 from aiohttp import web
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from .. import errors, log
 from ..log import WEB
@@ -71,7 +71,7 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         return page(request, 400, "Invalid request", exc.description)
     except errors.OAuthError as exc:
         return oauth_error(exc)
-    except (errors.StorageUnavailable, RedisError) as exc:
+    except (errors.StorageUnavailable, RedisError, RedisClusterException) as exc:
         logger.warning(
             "storage unavailable for %s %s: %s",
             request.method,

@@ -433,18 +433,18 @@ class Provider:
                     {"access_token": access_token, "client_id": client_id}
                 )
 
-        claims = await self._prefetch_claims(uid)
-        result = await self._runner.run(uid, client_id, grant_id, call, claims)
+        prefetched = await self._prefetch_claims(uid)
+        result = await self._runner.run(uid, client_id, grant_id, call, prefetched)
         if _error_code(result) is not None:
             raise errors.InvalidToken("the access token is invalid or expired")
         args = result["response_args"]
-        claims: dict[str, Any] = (
+        released: dict[str, Any] = (
             args.to_dict() if isinstance(args, Message) else dict(args)
         )
         # idpyoidc 5.0 adds `acr` to every userinfo reply that releases any
         # claim. It belongs in the ID token, and scopes alone decide the rest.
-        claims.pop("acr", None)
-        return claims
+        released.pop("acr", None)
+        return released
 
     # -- metadata --
 

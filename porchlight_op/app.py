@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,9 +36,15 @@ from .web.session_storage import RedisSessionStorage
 
 logger = logging.getLogger(APP)
 
-# NOTE: resolved from the source tree, so the package runs from a checkout or an
-# editable install; a wheel install would need these shipped as package data.
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+def _templates_dir() -> Path:
+    """templates/ beside the package in a checkout, else where pip installed it."""
+    beside = Path(__file__).resolve().parent.parent / "templates"
+    if beside.is_dir():
+        return beside
+    return Path(sys.prefix) / "share" / "porchlight_op" / "templates"
+
+
+TEMPLATES_DIR = _templates_dir()
 STATIC_DIR = TEMPLATES_DIR / "static"
 
 

@@ -122,9 +122,12 @@ def _server_settings(args: argparse.Namespace, settings: Settings) -> Settings:
 
 
 def _start_server(settings: Settings) -> None:
-    from porchlight_op.server import run  # imports aiohttp and idpyoidc
+    from porchlight_op.server import ListenError, run  # imports aiohttp, idpyoidc
 
-    run(settings)
+    try:
+        run(settings)
+    except ListenError as err:
+        raise CommandError(str(err)) from None
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -272,8 +275,13 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
     from porchlight_op.models import Client
     from porchlight_op.store.clients import ClientStore
 
-    generated = args.secret is None and args.auth_method != "none"
-    secret = secrets.token_urlsafe(32) if generated else args.secret
+    given = args.secret
+    if args.secret_stdin:
+        if given is not None:
+            raise CommandError("use either --secret or --secret-stdin, not both")
+        given = read_password(sys.stdin, "client secret")
+    generated = given is None and args.auth_method != "none"
+    secret = secrets.token_urlsafe(32) if generated else given
     spec = ClientSettings(
         client_id=args.client_id,
         redirect_uris=tuple(args.redirect_uri),
@@ -372,14 +380,14 @@ def cmd_client_remove(args: argparse.Namespace, settings: Settings) -> int:
 # user commands
 
 
-def read_password(stream: IO[str]) -> str:
-    """Read one password line, dropping only the line ending; reject an empty one."""
+def read_password(stream: IO[str], label: str = "password") -> str:
+    """Read one secret line, dropping only the line ending; reject an empty one."""
     if stream.isatty():
-        password = getpass.getpass("Password: ")
+        password = getpass.getpass(f"{label.capitalize()}: ")
     else:
         password = stream.readline().removesuffix("\n").removesuffix("\r")
     if not password:
-        raise CommandError("password must not be empty")
+        raise CommandError(f"{label} must not be empty")
     return password
 
 
@@ -567,7 +575,12 @@ def _add_client_commands(commands: Any, common: argparse.ArgumentParser) -> None
         "--secret",
         metavar="S",
         help="client secret; visible in the process list, so omit it to have a "
-        "strong one generated and printed once",
+        "strong one generated and printed once, or use --secret-stdin",
+    )
+    add.add_argument(
+        "--secret-stdin",
+        action="store_true",
+        help="read the client secret from the first line of standard input",
     )
     add.add_argument(
         "--scope",

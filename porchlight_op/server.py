@@ -32,6 +32,13 @@ MAX_RESTARTS = 5
 RESTART_WINDOW = 30.0
 # Extra seconds, beyond shutdown_timeout, before a worker is killed.
 KILL_GRACE = 5.0
+# Exit status of a worker that cannot start at all (its port is taken, say);
+# restarting it would fail the same way.
+FATAL_EXIT = 3
+
+
+class ListenError(RuntimeError):
+    """The server could not bind its address (in use, or not permitted)."""
 
 
 def run(settings: Settings) -> None:
@@ -73,7 +80,12 @@ async def serve(settings: Settings, reuse_port: bool) -> None:
     try:
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ListenError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+            ) from None
         logger.info(
             "worker %d serving %s on http://%s:%d",
             os.getpid(),
@@ -108,6 +120,7 @@ class Supervisor:
         self.settings = settings
         self.workers: dict[int, int] = {}  # pid -> worker number
         self.stopping = False
+        self.failed = False
         self.restarts: list[float] = []
 
     def run(self) -> None:
@@ -118,6 +131,10 @@ class Supervisor:
         while self.workers:
             self._reap_one()
         logger.info("all workers stopped")
+        if self.failed:
+            raise ListenError(
+                f"cannot listen on {self.settings.host}:{self.settings.port}"
+            )
 
     def _spawn(self, number: int) -> None:
         pid = os.fork()
@@ -131,6 +148,9 @@ class Supervisor:
         status = 0
         try:
             asyncio.run(serve(self.settings, reuse_port=True))
+        except ListenError as exc:
+            logger.error("%s", exc)
+            status = FATAL_EXIT
         except BaseException:
             logger.exception("worker %d failed", os.getpid())
             status = 1
@@ -146,6 +166,10 @@ class Supervisor:
             return
         number = self.workers.pop(pid, None)
         if number is None or self.stopping:
+            return
+        if os.waitstatus_to_exitcode(status) == FATAL_EXIT:
+            self.failed = True
+            self._stop_workers()
             return
         logger.warning(
             "worker %d exited with status %d; restarting it",

@@ -1,0 +1,1 @@
+"""The protocol layer: idpyoidc behind a facade, its configuration and state."""

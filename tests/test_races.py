@@ -244,6 +244,8 @@ async def test_refresh_during_userinfo_loses_nothing(cluster):
             )
         new_access = refresh.json().get("access_token", "")
 
+        # A refresh revokes the grant's earlier access tokens, so userinfo with
+        # the old one succeeds only if it ran before the refresh committed.
         assert refresh.status_code == 200
-        assert userinfo.status_code == 200
+        assert userinfo.status_code in (200, 401)
         assert await _userinfo_status(servers[1], new_access) == 200

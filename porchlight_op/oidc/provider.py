@@ -52,7 +52,7 @@ UNSUPPORTED_PARAMETERS = {
 
 @dataclass(frozen=True)
 class Authentication:
-    """Who logged in, when and how (OIDC Core 2: auth_time, amr)."""
+    """A completed login: the user, its time and methods (OIDC Core 2)."""
 
     sub: str
     auth_time: int
@@ -92,7 +92,7 @@ class AuthorizationError(errors.PorchlightError):
 
 
 class Provider:
-    """One per worker; holds idpyoidc's Server, which keeps no per-user state."""
+    """The protocol facade, one per worker, around an idpyoidc Server."""
 
     def __init__(
         self,
@@ -340,7 +340,9 @@ class Provider:
             return self._run_token_endpoint(client, form)
 
         claims = await self._prefetch_claims(uid)
-        result = await self._runner.run(uid, client.client_id, grant_id, call, claims)
+        result = await self._runner.run(
+            uid, client.client_id, grant_id, call, claims, presented=code
+        )
         if replayed:
             security_event("code_reuse", client_id=client.client_id, sub=uid)
         response = self._token_response(result, "authorization_code")
@@ -372,10 +374,15 @@ class Provider:
                 reused = True
                 grant.revoke()
                 return {"error": "invalid_grant"}
-            return self._run_token_endpoint(client, form)
+            result = self._run_token_endpoint(client, form)
+            if _error_code(result) is None:
+                _revoke_older_access_tokens(grant, result)
+            return result
 
         claims = await self._prefetch_claims(uid)
-        result = await self._runner.run(uid, client.client_id, grant_id, call, claims)
+        result = await self._runner.run(
+            uid, client.client_id, grant_id, call, claims, presented=refresh_token
+        )
         if reused:
             security_event("refresh_token_reuse", client_id=client.client_id, sub=uid)
         response = self._token_response(result, "refresh_token")
@@ -434,7 +441,9 @@ class Provider:
                 )
 
         prefetched = await self._prefetch_claims(uid)
-        result = await self._runner.run(uid, client_id, grant_id, call, prefetched)
+        result = await self._runner.run(
+            uid, client_id, grant_id, call, prefetched, presented=access_token
+        )
         if _error_code(result) is not None:
             raise errors.InvalidToken("the access token is invalid or expired")
         args = result["response_args"]
@@ -511,6 +520,18 @@ class Provider:
             yield
         finally:
             context.cdb = original
+
+
+def _revoke_older_access_tokens(grant: Any, result: Any) -> None:
+    """Keep only the access token a refresh just issued.
+
+    Earlier access tokens of the grant are revoked, so the grant does not grow
+    with every refresh and a refreshed client holds one live access token.
+    """
+    issued = result["response_args"].get("access_token")
+    for token in grant.issued_token:
+        if token.token_class == "access_token" and token.value != issued:  # noqa: S105
+            token.revoke()
 
 
 def _error_code(result: Any) -> str | None:

@@ -9,6 +9,8 @@ compare-and-set. On a conflict the whole request runs again on fresh state.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import time
@@ -46,6 +48,21 @@ MAX_ATTEMPTS = 4
 # workers. Correctness does not depend on it: a commit against a key that
 # expired meanwhile fails its version check and the request runs again.
 EXPIRY_MARGIN = 2
+
+
+# Token values are stored as digests, so a copy of Redis contains no usable
+# token. The prefix marks a digest, as opposed to a value idpyoidc just minted.
+DIGEST_PREFIX = "sha256:"
+
+
+def token_digest(value: str) -> str:
+    """Return the at-rest form of a token value: its SHA-256 digest."""
+    digest = hashlib.sha256(value.encode()).digest()
+    return DIGEST_PREFIX + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _at_rest(value: str) -> str:
+    return value if value.startswith(DIGEST_PREFIX) else token_digest(value)
 
 
 class NodeNotLoaded(KeyError):
@@ -93,7 +110,13 @@ class Loaded:
 
 
 def _dump(node: Any) -> str:
-    return json.dumps(_without_subordinates(node.dump()), sort_keys=True)
+    document = _without_subordinates(node.dump())
+    for entry in document.get("issued_token", ()):
+        for token in entry.values():
+            for name in ("value", "based_on"):
+                if token.get(name):
+                    token[name] = _at_rest(token[name])
+    return json.dumps(document, sort_keys=True)
 
 
 def _without_subordinates(dump: dict[str, Any]) -> dict[str, Any]:
@@ -102,9 +125,17 @@ def _without_subordinates(dump: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_branch(
-    branch: Branch, uid: str, client_id: str, grant_id: str | None
+    branch: Branch,
+    uid: str,
+    client_id: str,
+    grant_id: str | None,
+    presented: str | None = None,
 ) -> Loaded:
-    """Turn the documents read from Redis into idpyoidc node objects."""
+    """Turn the documents read from Redis into idpyoidc node objects.
+
+    `presented` is the token the request carries; where the grant stores its
+    digest, the value itself is put back so that idpyoidc can find it.
+    """
     loaded = Loaded(
         uid=uid, client_id=client_id, objects={}, dumps={}, versions={}, subordinates={}
     )
@@ -120,7 +151,19 @@ def load_branch(
     if grant_id is not None and branch.grant is not None:
         grant_name = client_name + DIVIDER + grant_id
         _load_node(loaded, grant_name, branch.grant, Grant, None)
+        grant = loaded.objects.get(grant_name)
+        if grant is not None and presented is not None:
+            _restore_presented(grant, presented)
     return loaded
+
+
+def _restore_presented(grant: Grant, presented: str) -> None:
+    digest = token_digest(presented)
+    for token in grant.issued_token:
+        if token.value == digest:
+            token.value = presented
+        if token.based_on == digest:
+            token.based_on = presented
 
 
 def _load_node(
@@ -144,7 +187,7 @@ def _load_node(
 
 
 def prune_grant(grant: Grant, now: int) -> None:
-    """Drop tokens nobody can use any more (idpyoidc keeps them all).
+    """Drop tokens that can no longer be used (idpyoidc keeps them all).
 
     Revoked and expired tokens go, and ID tokens, which are never looked up
     again. A used code stays until it expires so a replay is still detected.
@@ -246,11 +289,15 @@ class StateRunner:
         grant_id: str | None,
         call: Callable[[], T],
         claims: dict[str, dict[str, Any]] | None = None,
+        presented: str | None = None,
     ) -> T:
-        """Run `call` with the branch of (uid, client_id, grant_id) in place."""
+        """Run `call` with the branch of (uid, client_id, grant_id) in place.
+
+        `presented` is the code or token the request carries, if any.
+        """
         for attempt in range(1, MAX_ATTEMPTS + 1):
             branch = await self._store.fetch_branch(uid, client_id, grant_id)
-            loaded = load_branch(branch, uid, client_id, grant_id)
+            loaded = load_branch(branch, uid, client_id, grant_id, presented)
             result, changes = self._call(loaded, call, claims or {})
             if not changes:
                 return result

@@ -18,7 +18,9 @@ from support import REDIRECT_URI, Browser, RelyingParty, free_port
 from porchlight_op.accounts.service import Accounts
 from porchlight_op.app import create_app
 from porchlight_op.models import Client, User
+from porchlight_op.oidc.secrets import new_signing_jwks
 from porchlight_op.settings import Settings, load_settings
+from porchlight_op.store import keys
 from porchlight_op.store.clients import ClientStore
 
 STARTUP_TIMEOUT = 10.0
@@ -138,9 +140,16 @@ class OP:
         )
 
 
+@pytest.fixture(scope="session")
+def signing_jwks() -> bytes:
+    """One signing key set for the whole session: RSA key generation is slow."""
+    return new_signing_jwks()
+
+
 @pytest.fixture
-async def op(redis: aioredis.Redis, aiohttp_server: Any) -> OP:
+async def op(redis: aioredis.Redis, aiohttp_server: Any, signing_jwks: bytes) -> OP:
     """The OP application on a real loopback HTTP server and the test Redis."""
+    await redis.set(keys.secret("signing-jwks"), signing_jwks)
     port = free_port()
     settings = load_settings(
         environ={},

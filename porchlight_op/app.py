@@ -36,6 +36,7 @@ from .web.session_storage import RedisSessionStorage
 
 logger = logging.getLogger(APP)
 
+
 def _templates_dir() -> Path:
     """templates/ beside the package in a checkout, else where pip installed it."""
     beside = Path(__file__).resolve().parent.parent / "templates"

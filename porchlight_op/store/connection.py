@@ -48,14 +48,18 @@ def make_redis(url: str, settings: Settings) -> RedisClient:
     if settings.redis_cluster:
         return _make_cluster(url, settings)
     retry = Retry(ExponentialBackoff(RETRY_BACKOFF_CAP, RETRY_BACKOFF_BASE), RETRIES)
-    client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
+    # A full pool makes a request wait for a free connection (up to the socket
+    # timeout) instead of failing at once, so bursts above the pool size queue.
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
         url,
-        decode_responses=False,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_socket_timeout,
         socket_timeout=settings.redis_socket_timeout,
         socket_connect_timeout=settings.redis_connect_timeout,
-        max_connections=settings.redis_max_connections,
         health_check_interval=HEALTH_CHECK_INTERVAL,
-        retry=retry,
+    )
+    client: redis.asyncio.Redis = redis.asyncio.Redis(
+        connection_pool=pool, decode_responses=False, retry=retry
     )
     return client
 

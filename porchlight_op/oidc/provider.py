@@ -8,9 +8,11 @@ inspects an `error` key.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,7 @@ from ..models import Client, User
 from ..settings import Settings
 from ..store.clients import ClientStore
 from . import clients as client_rules
+from . import userinfo as userinfo_rules
 from .claims import ClaimsCache
 from .config import SCOPES
 from .context import authenticated_client
@@ -422,38 +425,20 @@ class Provider:
         if path is None:
             raise errors.InvalidToken("the access token is invalid or expired")
         uid, client_id, grant_id = path
-        client = await self._clients.get(client_id)
-        if client is None:
-            raise errors.InvalidToken("the access token is invalid or expired")
 
-        endpoint = self.server.get_endpoint("userinfo")
-
-        grant_name = f"{uid};;{client_id};;{grant_id}"
-
-        def call() -> Any:
-            grant = self.server.context.session_manager.db.get(grant_name)
-            token = grant.get_token(access_token) if grant is not None else None
-            if token is None or not token.is_active():
-                return {"error": "invalid_token"}
-            with self._client_db(client):
-                return endpoint.process_request(
-                    {"access_token": access_token, "client_id": client_id}
-                )
-
-        prefetched = await self._prefetch_claims(uid)
-        result = await self._runner.run(
-            uid, client_id, grant_id, call, prefetched, presented=access_token
+        client, stored, claims = await asyncio.gather(
+            self._clients.get(client_id),
+            self._runner.store.fetch_grant(uid, client_id, grant_id),
+            self._claims.get(uid),
         )
-        if _error_code(result) is not None:
+        token = None
+        if client is not None and claims is not None and stored.data is not None:
+            token = userinfo_rules.find_access_token(
+                stored.data, access_token, int(time.time())
+            )
+        if token is None:
             raise errors.InvalidToken("the access token is invalid or expired")
-        args = result["response_args"]
-        released: dict[str, Any] = (
-            args.to_dict() if isinstance(args, Message) else dict(args)
-        )
-        # idpyoidc 5.0 adds `acr` to every userinfo reply that releases any
-        # claim. It belongs in the ID token, and scopes alone decide the rest.
-        released.pop("acr", None)
-        return released
+        return userinfo_rules.released_claims(claims, token["scope"], token["sub"])
 
     # -- metadata --
 

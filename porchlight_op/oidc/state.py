@@ -183,7 +183,10 @@ def _load_node(
         loaded.subordinates[name] = set(subordinates)
     node = cls().load(document)
     loaded.objects[name] = node
-    loaded.dumps[name] = _dump(node)
+    # Stored documents are canonical dumps (sorted keys, digests for tokens),
+    # so the stored text serves as the "before" for the diff without dumping
+    # again. Were they ever to differ, the cost is one needless write.
+    loaded.dumps[name] = stored.data.decode()
 
 
 def prune_grant(grant: Grant, now: int) -> None:
@@ -281,6 +284,10 @@ class StateRunner:
     def __init__(self, server: Server, store: SessionStore) -> None:
         self._server = server
         self._store = store
+
+    @property
+    def store(self) -> SessionStore:
+        return self._store
 
     async def run(
         self,

@@ -179,6 +179,11 @@ class SessionStore:
             branch.grant = _node(results[4])
         return branch
 
+    async def fetch_grant(self, uid: str, client_id: str, grant_id: str) -> StoredNode:
+        """Read one grant alone, for requests that change nothing."""
+        pair = await self._redis.hmget(grant_key(uid, client_id, grant_id), "v", "d")
+        return _node(pair)
+
     async def commit(self, changes: Changes) -> str | None:
         """Apply the changes; return None, or the key whose version moved."""
         hash_keys = [write.key for write in changes.writes]
@@ -214,11 +219,15 @@ def grant_member(uid: str, client_id: str, grant_id: str) -> str:
     return f"{uid};;{client_id};;{grant_id}"
 
 
-def _node(pair: Sequence[bytes | None]) -> StoredNode:
+def _node(pair: Sequence[bytes | str | None]) -> StoredNode:
     version, data = pair
     if version is None or data is None:
         return StoredNode()
-    return StoredNode(version=int(version), data=data)
+    return StoredNode(version=int(version), data=_bytes(data))
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 def _members(raw: set[bytes]) -> set[str]:

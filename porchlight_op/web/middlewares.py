@@ -13,6 +13,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from .. import errors, log
 from ..log import WEB
 from .keys import REQUEST_ID
+from .params import MalformedParameters
 
 logger = logging.getLogger(WEB)
 
@@ -65,8 +66,15 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status >= 400 and not _is_api(request):
-            return page(request, exc.status, exc.reason, _http_message(exc.status))
+            response = page(request, exc.status, exc.reason, _http_message(exc.status))
+            if "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
         raise
+    except MalformedParameters as exc:
+        if _is_api(request):
+            return oauth_error(errors.InvalidRequest(exc.problem))
+        return page(request, 400, "Invalid request", "The request is malformed.")
     except errors.UnverifiedClient as exc:
         return page(request, 400, "Invalid request", exc.description)
     except errors.OAuthError as exc:

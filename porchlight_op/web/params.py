@@ -7,12 +7,14 @@ aiohttp's own parsing is lenient on both counts, so requests are parsed here.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
 MAX_FORM_BYTES = 64 * 1024
+BODY_TIMEOUT = 10.0  # seconds to receive a whole form body
 FORM_TYPE = "application/x-www-form-urlencoded"
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
@@ -82,11 +84,25 @@ async def form_params(request: web.Request) -> dict[str, str]:
         raise MalformedParameters(f"the body must be {FORM_TYPE}", {})
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
         raise MalformedParameters("the body is too large", {})
-    body = await request.content.read(MAX_FORM_BYTES + 1)
-    if len(body) > MAX_FORM_BYTES:
-        raise MalformedParameters("the body is too large", {})
+    body = await _read_body(request)
     try:
         text = body.decode("ascii")
     except UnicodeDecodeError:
         raise MalformedParameters("the body is not form-encoded ASCII", {}) from None
     return parse_pairs(text)
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """Read the whole body, chunked or not, up to MAX_FORM_BYTES and BODY_TIMEOUT."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            while chunk := await request.content.read(MAX_FORM_BYTES):
+                size += len(chunk)
+                if size > MAX_FORM_BYTES:
+                    raise MalformedParameters("the body is too large", {})
+                chunks.append(chunk)
+    except TimeoutError:
+        raise MalformedParameters("the body did not arrive in time", {}) from None
+    return b"".join(chunks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -14,22 +15,25 @@ import jinja2
 from aiohttp import web
 
 from .accounts.service import Accounts
+from .accounts.throttle import LoginThrottle
 from .log import APP
 from .models import Client
 from .oidc.claims import ClaimsCache, user_claims
 from .oidc.config import build_server
+from .oidc.keyring import KeyringFollower, following
 from .oidc.provider import Provider
-from .oidc.secrets import load_server_secrets
+from .oidc.secrets import load_server_secrets, new_signing_jwks
 from .oidc.state import StateRunner
 from .settings import Settings
 from .store.clients import ClientStore
 from .store.connection import RedisClient
+from .store.keyring import KeyringStore, retention_for
 from .store.pending import PendingRequests
 from .store.secrets import SecretStore
 from .store.sessions import SessionStore
 from .store.users import UserStore
 from .web import middlewares
-from .web.keys import ACCOUNTS, PENDING, PROVIDER, REDIS, SETTINGS
+from .web.keys import ACCOUNTS, PENDING, PROVIDER, REDIS, SETTINGS, THROTTLE
 from .web.proxies import forwarded_headers, parse_networks
 from .web.routes import setup_routes
 from .web.session_storage import RedisSessionStorage
@@ -62,6 +66,7 @@ def create_app(settings: Settings, client: RedisClient) -> web.Application:
     )
     app[SETTINGS] = settings
     app[REDIS] = client
+    app[THROTTLE] = LoginThrottle(client, settings)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -69,6 +74,7 @@ def create_app(settings: Settings, client: RedisClient) -> web.Application:
     )
     aiohttp_session.setup(app, _session_storage(settings, client))
     app.cleanup_ctx.append(_provider_context)
+    app.cleanup_ctx.append(_keyring_context)
     setup_routes(app, STATIC_DIR)
     return app
 
@@ -113,6 +119,23 @@ async def _provider_context(app: web.Application) -> AsyncIterator[None]:
     app[ACCOUNTS] = Accounts(client, settings, on_change=claims.invalidate)
     app[PENDING] = PendingRequests(client)
     yield
+
+
+async def _keyring_context(app: web.Application) -> AsyncIterator[None]:
+    """Install the keyring's keys and follow its changes while the app runs."""
+    settings = app[SETTINGS]
+    client = app[REDIS]
+    # The single key set of earlier versions seeds the keyring on first start.
+    stored = await SecretStore(client).get_or_create("signing-jwks", new_signing_jwks)
+    follower = KeyringFollower(
+        KeyringStore(client),
+        app[PROVIDER].server.keyjar,
+        settings.issuer,
+        retention_for(settings.access_token_lifetime, settings.id_token_lifetime),
+    )
+    await follower.start(json.loads(stored))
+    async with following(follower, settings.key_poll_interval):
+        yield
 
 
 async def _store_configured_clients(settings: Settings, store: ClientStore) -> None:

@@ -640,6 +640,104 @@ def _add_user_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         action.set_defaults(handler=handler)
 
 
+# ---------------------------------------------------------------------------
+# signing key commands
+
+
+def _key_data(status: Any) -> dict[str, Any]:
+    """Describe a keyring key without its private parts."""
+    key = status.key
+
+    def when(seconds: int | None) -> str | None:
+        return None if seconds is None else _timestamp(seconds)
+
+    return {
+        "kid": key.kid,
+        "alg": key.alg,
+        "state": status.state,
+        "created_at": when(key.created_at),
+        "activate_at": when(key.activate_at),
+        "retired_at": when(status.retired_at),
+        "retire_until": when(status.retire_until),
+    }
+
+
+def _key_retention(settings: Settings) -> int:
+    from porchlight_op.store.keyring import retention_for
+
+    return retention_for(settings.access_token_lifetime, settings.id_token_lifetime)
+
+
+def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Show each signing key and its state now."""
+    from porchlight_op.store.keyring import KeyringStore, key_states
+
+    async def load(client: RedisClient) -> list[Any]:
+        _, stored = await KeyringStore(client).load()
+        return stored
+
+    stored = _run(settings, load)
+    rows = [
+        _key_data(status)
+        for status in key_states(stored, time.time(), _key_retention(settings))
+    ]
+    lines = [
+        f"{row['kid']}\t{row['alg']}\t{row['state']}\tactivate_at "
+        f"{row['activate_at']}\tretire_until {row['retire_until'] or '-'}"
+        for row in rows
+    ]
+    _emit(args, rows, lines or ["no signing keys; the server creates them at start"])
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    """Publish new signing keys that start signing after the delay."""
+    from porchlight_op.store.keyring import KeyringStore
+
+    delay = settings.key_rotation_delay if args.delay is None else args.delay
+    if delay < 0:
+        raise CommandError(f"--delay must be 0 or more seconds, got {delay}", 2)
+
+    async def rotate(client: RedisClient) -> list[Any]:
+        return await KeyringStore(client).rotate(delay, _key_retention(settings))
+
+    added = _run(settings, rotate)
+    rows = [
+        {"kid": key.kid, "alg": key.alg, "activate_at": _timestamp(key.activate_at)}
+        for key in added
+    ]
+    lines = [
+        f"published {row['kid']} ({row['alg']}); it signs from {row['activate_at']}"
+        for row in rows
+    ]
+    _emit(args, rows, lines)
+    return 0
+
+
+def _add_key_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    group = commands.add_parser("keys", help="list and rotate the signing keys")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    listing = actions.add_parser(
+        "list", parents=[common], help="show each signing key and its state"
+    )
+    listing.set_defaults(handler=cmd_keys_list)
+
+    rotate = actions.add_parser(
+        "rotate",
+        parents=[common],
+        help="publish new RSA and EC keys that start signing after a delay",
+    )
+    rotate.add_argument(
+        "--delay",
+        type=int,
+        metavar="SECONDS",
+        help="seconds between publishing the new keys and signing with them "
+        "(default: the key_rotation_delay setting)",
+    )
+    rotate.set_defaults(handler=cmd_keys_rotate)
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """Print whether Redis answers, key counts per kind and memory use."""
     from porchlight_op.store.status import collect_status
@@ -685,6 +783,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_client_commands(commands, common)
     _add_user_commands(commands, common)
+    _add_key_commands(commands, common)
     return parser
 
 

@@ -380,6 +380,14 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     log_level: str = "INFO"
     clients: Mapping[str, ClientSettings] = field(default_factory=dict)
+    key_rotation_delay: int = 86400
+    key_poll_interval: float = 5.0
+    login_max_failures: int = 5
+    login_max_failures_per_address: int = 20
+    login_failure_window: int = 900
+    login_lockout: int = 900
+    login_slowdown_after: int = 3
+    login_max_delay: float = 2.0
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -421,6 +429,7 @@ class Settings:
             _check_positive(name, getattr(self, name))
         self._validate_cookie()
         self._validate_argon2()
+        self._validate_keys_and_logins()
         _check_positive("workers", self.workers)
         _check_positive("shutdown_timeout", self.shutdown_timeout)
         _check_positive("redis_socket_timeout", self.redis_socket_timeout)
@@ -461,6 +470,32 @@ class Settings:
                 "cookie_samesite",
                 f"must be Lax or Strict, got {_show(self.cookie_samesite)}. None is "
                 f"rejected because it sends the session cookie on cross-site requests",
+            )
+
+    def _validate_keys_and_logins(self) -> None:
+        if self.key_rotation_delay < 0:
+            raise SettingsError(
+                "key_rotation_delay",
+                f"must be 0 or more, got {self.key_rotation_delay}",
+            )
+        # Bounded so a worker never signs with a stale key for long.
+        if not 0.1 <= self.key_poll_interval <= 60:
+            raise SettingsError(
+                "key_poll_interval",
+                f"must be between 0.1 and 60 seconds, got {self.key_poll_interval}",
+            )
+        for name in (
+            "login_max_failures",
+            "login_max_failures_per_address",
+            "login_failure_window",
+            "login_lockout",
+            "login_slowdown_after",
+        ):
+            _check_positive(name, getattr(self, name))
+        if not 0 <= self.login_max_delay <= 10:
+            raise SettingsError(
+                "login_max_delay",
+                f"must be between 0 and 10 seconds, got {self.login_max_delay}",
             )
 
     def _validate_argon2(self) -> None:
@@ -565,6 +600,14 @@ _FIELD_CHECKS: dict[str, _Check] = {
     "trusted_proxies": _check_str_tuple,
     "log_level": _check_str,
     "clients": _check_clients,
+    "key_rotation_delay": _check_int,
+    "key_poll_interval": _check_float,
+    "login_max_failures": _check_int,
+    "login_max_failures_per_address": _check_int,
+    "login_failure_window": _check_int,
+    "login_lockout": _check_int,
+    "login_slowdown_after": _check_int,
+    "login_max_delay": _check_float,
 }
 
 FIELD_NAMES = tuple(item.name for item in dataclasses.fields(Settings))

@@ -482,8 +482,10 @@ class Provider:
         }
 
     def jwks(self) -> dict[str, Any]:
-        """The public signing keys."""
-        keys: dict[str, Any] = self.server.keyjar.export_jwks(private=False)
+        """The public keys: next, current and retired signing keys."""
+        keys: dict[str, Any] = self.server.keyjar.export_jwks(
+            private=False, issuer_id=self.issuer
+        )
         return keys
 
     # -- helpers --

@@ -7,10 +7,15 @@ Keys with different hash tags, or none, may land on different nodes: touch them
 with separate commands, never with one multi-key command or one MULTI.
 
 Pending requests expire after Settings.pending_request_lifetime and cached
-claims after Settings.claims_cache_ttl. The fixed lifetimes are below.
+claims after Settings.claims_cache_ttl. Login failure counters expire after
+Settings.login_failure_window, or Settings.login_lockout once they lock. The
+keyring lives until a rotation removes its expired keys. The fixed lifetimes
+are below.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 PREFIX = "pl"
 
@@ -75,3 +80,30 @@ def pending(request_id: str) -> str:
 def web_session_prefix() -> str:
     """Prefix of the browser session keys that aiohttp-session stores."""
     return f"{PREFIX}:websession:"
+
+
+# The keyring's keys share the hash tag "{keyring}", so one script can change the
+# keys and bump the version together, also in Redis Cluster.
+def keyring() -> str:
+    """Key of the signing keyring: a hash of kid to the key's JSON record."""
+    return f"{PREFIX}:{{keyring}}:keys"
+
+
+def keyring_version() -> str:
+    """Key of the keyring's version counter, incremented on every change."""
+    return f"{PREFIX}:{{keyring}}:version"
+
+
+def login_failures_user(normalized: str) -> str:
+    """Key counting failed logins for one normalized username (integer, TTL).
+
+    The name is hashed, because unknown usernames are counted too and may be
+    arbitrary text.
+    """
+    digest = hashlib.sha256(normalized.encode("utf-8")).hexdigest()
+    return f"{PREFIX}:loginfail:user:{digest}"
+
+
+def login_failures_address(address: str) -> str:
+    """Key counting failed logins from one client address (integer, TTL)."""
+    return f"{PREFIX}:loginfail:addr:{address}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -9,10 +10,11 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from .. import errors
+from ..accounts.throttle import lock_message
 from ..log import WEB, security_event
 from ..oidc.provider import Authentication, AuthorizationError, AuthorizationRequest
 from . import params as parsing
-from .keys import ACCOUNTS, PENDING, PROVIDER, REQUEST_ID, SETTINGS
+from .keys import ACCOUNTS, PENDING, PROVIDER, REQUEST_ID, SETTINGS, THROTTLE
 from .login_session import Login, check_csrf, csrf_token, current_login, start_login
 from .middlewares import NO_STORE
 
@@ -110,13 +112,29 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
     request_id = form.get("request", "")
     username = form.get("username", "")
+    throttle = request.app[THROTTLE]
+    address = request.remote or "unknown"
+    verdict = await throttle.check(username, address)
+    if verdict.locked_for:
+        security_event(
+            "login_throttled", request_id=request[REQUEST_ID], remote=address
+        )
+        return await _login_again(
+            request, request_id, username, lock_message(verdict.locked_for)
+        )
+    if verdict.delay:
+        await asyncio.sleep(verdict.delay)
+
     user = await request.app[ACCOUNTS].authenticate(username, form.get("password", ""))
     if user is None:
         security_event(
             "login_failed", request_id=request[REQUEST_ID], remote=request.remote
         )
-        return await _login_again(request, request_id, username)
+        locked_for = await throttle.failed(username, address)
+        error = lock_message(locked_for) if locked_for else LOGIN_FAILED
+        return await _login_again(request, request_id, username, error)
 
+    await throttle.succeeded(username)
     await start_login(request, user.sub, ("pwd",))
     security_event(
         "login", request_id=request[REQUEST_ID], sub=user.sub, remote=request.remote
@@ -136,13 +154,13 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 
 async def _login_again(
-    request: web.Request, request_id: str, username: str
+    request: web.Request, request_id: str, username: str, error: str = LOGIN_FAILED
 ) -> web.Response:
     context = {
         "csrf_token": await csrf_token(request),
         "request_id": request_id,
         "username": username,
-        "error": LOGIN_FAILED,
+        "error": error,
     }
     response = aiohttp_jinja2.render_template("login.html", request, context)
     response.headers.update(NO_STORE)

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 .PHONY: demo serve test lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
@@ -23,7 +23,7 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
-# About 10 minutes on two cores; needs node and npm for the reference OP.
+# About 13 minutes on two cores; needs node and npm for the reference OP.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import secrets
 
 import httpx
@@ -99,11 +100,20 @@ async def _discover(app: web.Application) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--issuer", default="http://localhost:8080")
-    parser.add_argument("--client-id", default="demo-rp")
-    parser.add_argument("--secret", required=True, help="the demo client's secret")
-    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument(
+        "--issuer", default="http://localhost:8080", help="the OP's issuer URL"
+    )
+    parser.add_argument("--client-id", default="demo-rp", help="this RP's client id")
+    parser.add_argument(
+        "--secret",
+        default=os.environ.get("DEMO_RP_SECRET"),
+        help="the demo client's secret (or set DEMO_RP_SECRET, which stays out "
+        "of the process list)",
+    )
+    parser.add_argument("--port", type=int, default=9000, help="port to listen on")
     config = parser.parse_args()
+    if not config.secret:
+        parser.error("give the client secret with --secret or DEMO_RP_SECRET")
 
     app = web.Application()
     app[CONFIG] = config

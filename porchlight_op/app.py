@@ -25,6 +25,7 @@ from .oidc.provider import Provider
 from .oidc.secrets import load_server_secrets, new_signing_jwks
 from .oidc.state import StateRunner
 from .settings import Settings
+from .store import keys
 from .store.clients import ClientStore
 from .store.connection import RedisClient
 from .store.keyring import KeyringStore, retention_for
@@ -107,7 +108,7 @@ async def _provider_context(app: web.Application) -> AsyncIterator[None]:
             return None
         return user_claims(user)
 
-    await _store_configured_clients(settings, ClientStore(client))
+    await _store_configured_clients(settings, client)
     claims = ClaimsCache(client, load_claims, settings.claims_cache_ttl)
     app[PROVIDER] = Provider(
         server,
@@ -138,12 +139,14 @@ async def _keyring_context(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _store_configured_clients(settings: Settings, store: ClientStore) -> None:
+async def _store_configured_clients(settings: Settings, client: RedisClient) -> None:
     """Write the [clients.*] tables of the settings file to Redis.
 
-    The file is authoritative for the ids it lists, so each start overwrites
-    what the command line may have changed for those ids.
+    The file is authoritative for the ids it lists: each start overwrites what
+    the command line may have changed for them, and removes the clients an
+    earlier start wrote from the file that the file no longer lists.
     """
+    store = ClientStore(client)
     for item in settings.clients.values():
         existing = await store.get(item.client_id)
         await store.put(
@@ -157,6 +160,15 @@ async def _store_configured_clients(settings: Settings, store: ClientStore) -> N
                 created_at=existing.created_at if existing else int(time.time()),
             )
         )
+    listed = set(settings.clients)
+    for member in await client.smembers(keys.configured_clients()):
+        client_id = member.decode() if isinstance(member, bytes) else member
+        if client_id not in listed:
+            await store.remove(client_id)
+            await client.srem(keys.configured_clients(), client_id)
+            logger.info("removed client %s, no longer in the settings file", client_id)
+    if listed:
+        await client.sadd(keys.configured_clients(), *listed)
 
 
 def configure_logging(settings: Settings) -> None:

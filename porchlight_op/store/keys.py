@@ -67,6 +67,11 @@ def clients_index() -> str:
     return f"{PREFIX}:clients"
 
 
+def configured_clients() -> str:
+    """Key of the set of client ids that came from the settings file."""
+    return f"{PREFIX}:clients:configured"
+
+
 def secret(name: str) -> str:
     """Key of a shared server secret (bytes), written once with SET NX."""
     return f"{PREFIX}:secret:{name}"

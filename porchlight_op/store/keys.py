@@ -75,3 +75,19 @@ def pending(request_id: str) -> str:
 def web_session_prefix() -> str:
     """Prefix of the browser session keys that aiohttp-session stores."""
     return f"{PREFIX}:websession:"
+
+
+def login_session_grants(sub: str, sid: str) -> str:
+    """Key of the set of grants issued under one browser login (JSON members).
+
+    It lives as long as the login session may (Settings.session_max_age).
+    """
+    return f"{PREFIX}:{_user_tag(sub)}:ls:{sid}:grants"
+
+
+def backchannel_logout_jobs() -> str:
+    """Key of the sorted set of back-channel logout deliveries, scored by due time.
+
+    Members are JSON jobs; each leaves the set when a worker claims it.
+    """
+    return f"{PREFIX}:backchannel-logout:jobs"

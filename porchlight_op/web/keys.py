@@ -8,6 +8,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from ..accounts.service import Accounts
+    from ..oidc.logout import Logout
     from ..oidc.provider import Provider
     from ..settings import Settings
     from ..store.connection import RedisClient
@@ -18,5 +19,6 @@ REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
 PROVIDER: web.AppKey[Provider] = web.AppKey("provider")
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
 PENDING: web.AppKey[PendingRequests] = web.AppKey("pending")
+LOGOUT: web.AppKey[Logout] = web.AppKey("logout")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -29,12 +29,14 @@ from .store import keys
 from .store.clients import ClientStore
 from .store.connection import RedisClient
 from .store.keyring import KeyringStore, retention_for
+from .store.login_sessions import LoginSessionGrants
 from .store.pending import PendingRequests
 from .store.secrets import SecretStore
 from .store.sessions import SessionStore
 from .store.users import UserStore
 from .web import middlewares
 from .web.keys import ACCOUNTS, PENDING, PROVIDER, REDIS, SETTINGS, THROTTLE
+from .web.logout import logout_context
 from .web.proxies import forwarded_headers, parse_networks
 from .web.routes import setup_routes
 from .web.session_storage import RedisSessionStorage
@@ -76,6 +78,7 @@ def create_app(settings: Settings, client: RedisClient) -> web.Application:
     aiohttp_session.setup(app, _session_storage(settings, client))
     app.cleanup_ctx.append(_provider_context)
     app.cleanup_ctx.append(_keyring_context)
+    app.cleanup_ctx.append(logout_context)
     setup_routes(app, STATIC_DIR)
     return app
 
@@ -116,6 +119,7 @@ async def _provider_context(app: web.Application) -> AsyncIterator[None]:
         StateRunner(server, SessionStore(client)),
         ClientStore(client),
         claims,
+        LoginSessionGrants(client, settings.session_max_age),
     )
     app[ACCOUNTS] = Accounts(client, settings, on_change=claims.invalidate)
     app[PENDING] = PendingRequests(client)
@@ -158,6 +162,11 @@ async def _store_configured_clients(settings: Settings, client: RedisClient) -> 
                 scope=item.scope,
                 name=item.name,
                 created_at=existing.created_at if existing else int(time.time()),
+                post_logout_redirect_uris=item.post_logout_redirect_uris,
+                backchannel_logout_uri=item.backchannel_logout_uri,
+                backchannel_logout_session_required=(
+                    item.backchannel_logout_session_required
+                ),
             )
         )
     listed = set(settings.clients)

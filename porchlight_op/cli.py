@@ -289,6 +289,9 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         secret=secret,
         scope=tuple(args.scope.split()),
         name=args.name,
+        post_logout_redirect_uris=tuple(args.post_logout_redirect_uri or ()),
+        backchannel_logout_uri=args.backchannel_logout_uri,
+        backchannel_logout_session_required=args.backchannel_logout_session_required,
     )
     if spec.client_id in settings.clients:
         raise CommandError(
@@ -302,6 +305,9 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         scope=spec.scope,
         name=spec.name,
         created_at=int(time.time()),
+        post_logout_redirect_uris=spec.post_logout_redirect_uris,
+        backchannel_logout_uri=spec.backchannel_logout_uri,
+        backchannel_logout_session_required=spec.backchannel_logout_session_required,
     )
 
     async def add(client: RedisClient) -> None:
@@ -552,6 +558,25 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_logout_arguments(add: argparse.ArgumentParser) -> None:
+    add.add_argument(
+        "--post-logout-redirect-uri",
+        metavar="URI",
+        action="append",
+        help="allowed post_logout_redirect_uri after logout; repeat for several",
+    )
+    add.add_argument(
+        "--backchannel-logout-uri",
+        metavar="URI",
+        help="http(s) URL the OP POSTs a logout token to when the user logs out",
+    )
+    add.add_argument(
+        "--backchannel-logout-session-required",
+        action="store_true",
+        help="the client requires the sid claim in logout tokens and ID tokens",
+    )
+
+
 def _add_client_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     client = commands.add_parser("client", help="manage registered clients")
     actions = client.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -588,6 +613,7 @@ def _add_client_commands(commands: Any, common: argparse.ArgumentParser) -> None
         help='space-separated scopes the client may request (default: "%(default)s")',
     )
     add.add_argument("--name", metavar="N", default="", help="display name")
+    _add_logout_arguments(add)
     add.set_defaults(handler=cmd_client_add)
 
     listing = actions.add_parser("list", parents=[common], help="list clients")

@@ -227,10 +227,17 @@ class Client:
     scope: tuple[str, ...]
     name: str = ""
     created_at: int = 0
+    # OpenID Connect RP-Initiated Logout 1.0 and Back-Channel Logout 1.0.
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
     def __post_init__(self) -> None:
         # JSON gives lists, so convert them to keep the dataclass hashable and frozen.
         object.__setattr__(self, "redirect_uris", tuple(self.redirect_uris))
+        object.__setattr__(
+            self, "post_logout_redirect_uris", tuple(self.post_logout_redirect_uris)
+        )
         object.__setattr__(self, "scope", tuple(self.scope))
         if self.auth_method not in AUTH_METHODS:
             raise ValueError(
@@ -263,6 +270,11 @@ class Client:
             "scope": list(self.scope),
             "name": self.name,
             "created_at": self.created_at,
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
+            "backchannel_logout_uri": self.backchannel_logout_uri,
+            "backchannel_logout_session_required": (
+                self.backchannel_logout_session_required
+            ),
         }
 
     @classmethod
@@ -276,6 +288,11 @@ class Client:
             scope=tuple(data["scope"]),
             name=data.get("name", ""),
             created_at=int(data.get("created_at", 0)),
+            post_logout_redirect_uris=tuple(data.get("post_logout_redirect_uris", ())),
+            backchannel_logout_uri=data.get("backchannel_logout_uri"),
+            backchannel_logout_session_required=bool(
+                data.get("backchannel_logout_session_required", False)
+            ),
         )
 
     def to_json(self) -> str:

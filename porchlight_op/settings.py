@@ -169,6 +169,20 @@ def validate_redirect_uri(key: str, uri: str) -> None:
         raise SettingsError(key, f"must not contain a fragment, got {_show(uri)}")
 
 
+def validate_backchannel_logout_uri(key: str, uri: str) -> None:
+    """Raise SettingsError unless uri is an absolute http(s) URL without a fragment.
+
+    Back-Channel Logout 1.0 section 2.2: the OP POSTs logout tokens to it.
+    """
+    parts = _split_url(key, uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(key, f"must be an absolute http(s) URL, got {_show(uri)}")
+    if "@" in parts.netloc:
+        raise SettingsError(key, "must not contain a user name or password")
+    if "#" in uri:
+        raise SettingsError(key, f"must not contain a fragment, got {_show(uri)}")
+
+
 def redact_url(url: str) -> str:
     """Return url with any password replaced by "***", for logs and messages."""
     try:
@@ -228,6 +242,9 @@ class ClientSettings:
     secret: str | None = field(default=None, repr=False)
     scope: tuple[str, ...] = DEFAULT_SCOPE
     name: str = ""
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
     def __post_init__(self) -> None:
         client_id = _check_str("clients", self.client_id)
@@ -258,6 +275,23 @@ class ClientSettings:
 
         object.__setattr__(self, "scope", _parse_scope(f"{prefix}.scope", self.scope))
         _check_str(f"{prefix}.name", self.name)
+        self._validate_logout(prefix)
+
+    def _validate_logout(self, prefix: str) -> None:
+        key = f"{prefix}.post_logout_redirect_uris"
+        uris = _check_str_tuple(key, self.post_logout_redirect_uris)
+        for uri in uris:
+            validate_redirect_uri(key, uri)
+        object.__setattr__(self, "post_logout_redirect_uris", uris)
+        if self.backchannel_logout_uri is not None:
+            key = f"{prefix}.backchannel_logout_uri"
+            validate_backchannel_logout_uri(
+                key, _check_str(key, self.backchannel_logout_uri)
+            )
+        _check_bool(
+            f"{prefix}.backchannel_logout_session_required",
+            self.backchannel_logout_session_required,
+        )
 
     def _validate_secret(self, prefix: str) -> None:
         key = f"{prefix}.secret"
@@ -283,7 +317,16 @@ class ClientSettings:
         return self.auth_method == "none"
 
 
-_CLIENT_KEYS = ("redirect_uris", "auth_method", "secret", "scope", "name")
+_CLIENT_KEYS = (
+    "redirect_uris",
+    "auth_method",
+    "secret",
+    "scope",
+    "name",
+    "post_logout_redirect_uris",
+    "backchannel_logout_uri",
+    "backchannel_logout_session_required",
+)
 
 
 def _parse_client(client_id: str, table: object) -> ClientSettings:
@@ -313,6 +356,14 @@ def _parse_client(client_id: str, table: object) -> ClientSettings:
         secret=table.get("secret"),
         scope=table.get("scope", DEFAULT_SCOPE),
         name=table.get("name", ""),
+        post_logout_redirect_uris=_check_str_tuple(
+            f"{prefix}.post_logout_redirect_uris",
+            table.get("post_logout_redirect_uris", ()),
+        ),
+        backchannel_logout_uri=table.get("backchannel_logout_uri"),
+        backchannel_logout_session_required=table.get(
+            "backchannel_logout_session_required", False
+        ),
     )
 
 
@@ -388,6 +439,7 @@ class Settings:
     login_lockout: int = 900
     login_slowdown_after: int = 3
     login_max_delay: float = 2.0
+    backchannel_logout_timeout: float = 5.0  # per delivery attempt
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -435,6 +487,7 @@ class Settings:
         _check_positive("redis_socket_timeout", self.redis_socket_timeout)
         _check_positive("redis_connect_timeout", self.redis_connect_timeout)
         _check_positive("redis_max_connections", self.redis_max_connections)
+        _check_positive("backchannel_logout_timeout", self.backchannel_logout_timeout)
         for proxy in self.trusted_proxies:
             _validate_network("trusted_proxies", proxy)
         if self.log_level not in logging.getLevelNamesMapping():
@@ -608,6 +661,7 @@ _FIELD_CHECKS: dict[str, _Check] = {
     "login_lockout": _check_int,
     "login_slowdown_after": _check_int,
     "login_max_delay": _check_float,
+    "backchannel_logout_timeout": _check_float,
 }
 
 FIELD_NAMES = tuple(item.name for item in dataclasses.fields(Settings))

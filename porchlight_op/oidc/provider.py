@@ -27,11 +27,13 @@ from ..log import OIDC, security_event
 from ..models import Client, User
 from ..settings import Settings
 from ..store.clients import ClientStore
+from ..store.login_sessions import LoginSessionGrants, SessionGrant
 from . import clients as client_rules
 from . import userinfo as userinfo_rules
 from .claims import ClaimsCache
 from .config import SCOPES
 from .context import authenticated_client
+from .id_token import LOGIN_SESSION_FIELD
 from .state import StateRunner
 
 logger = logging.getLogger(OIDC)
@@ -62,6 +64,7 @@ class Authentication:
     sub: str
     auth_time: int
     amr: tuple[str, ...] = ("pwd",)
+    sid: str = ""  # the browser login session; empty when there is none
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class Provider:
         runner: StateRunner,
         clients: ClientStore,
         claims: ClaimsCache,
+        login_sessions: LoginSessionGrants | None = None,
     ) -> None:
         self.server = server
         self.settings = settings
@@ -113,6 +117,7 @@ class Provider:
         self._runner = runner
         self._clients = clients
         self._claims = claims
+        self._login_sessions = login_sessions
 
     # -- authorization (OIDC Core 3.1.2) --
 
@@ -232,8 +237,12 @@ class Provider:
             # tokens bound the session here, so let it outlive them all.
             valid_until=login.auth_time + self._longest_token_lifetime(),
         )
+        if login.sid:
+            authn_event[LOGIN_SESSION_FIELD] = login.sid
+        issued_session = ""
 
         def call() -> dict[str, Any]:
+            nonlocal issued_session
             with self._client_db(client, request.redirect_uri):
                 session_id = manager.create_session(
                     authn_event=authn_event,
@@ -244,6 +253,7 @@ class Provider:
                         client.client_id
                     ),
                 )
+                issued_session = session_id
                 result: dict[str, Any] = endpoint.authz_part2(
                     request.message, session_id
                 )
@@ -254,9 +264,20 @@ class Provider:
         if not isinstance(args, Message) or "code" not in args:
             logger.error("idpyoidc issued no code: %s", _error_code(args))
             raise AuthorizationError(request, errors.ServerError("no code issued"))
+        await self._record_grant(login, issued_session)
 
         security_event("code_issued", client_id=client.client_id, sub=login.sub)
         return self.redirect(request, {"code": args["code"]})
+
+    async def _record_grant(self, login: Authentication, session_id: str) -> None:
+        """List the new grant under the login session, for logout to revoke."""
+        if self._login_sessions is None or not login.sid:
+            return
+        manager = self.server.context.session_manager
+        _, client_id, grant_id = manager.decrypt_session_id(session_id)
+        await self._login_sessions.add(
+            login.sub, login.sid, SessionGrant(client_id, grant_id)
+        )
 
     async def reject(
         self, params: Mapping[str, str], error: errors.OAuthError
@@ -479,6 +500,9 @@ class Provider:
             "claims_parameter_supported": False,
             "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
+            "end_session_endpoint": f"{base}/logout",
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
         }
 
     def jwks(self) -> dict[str, Any]:

@@ -112,3 +112,19 @@ def login_failures_user(normalized: str) -> str:
 def login_failures_address(address: str) -> str:
     """Key counting failed logins from one client address (integer, TTL)."""
     return f"{PREFIX}:loginfail:addr:{address}"
+
+
+def login_session_grants(sub: str, sid: str) -> str:
+    """Key of the set of grants issued under one browser login (JSON members).
+
+    It lives as long as the login session may (Settings.session_max_age).
+    """
+    return f"{PREFIX}:{_user_tag(sub)}:ls:{sid}:grants"
+
+
+def backchannel_logout_jobs() -> str:
+    """Key of the sorted set of back-channel logout deliveries, scored by due time.
+
+    Members are JSON jobs; each leaves the set when a worker claims it.
+    """
+    return f"{PREFIX}:backchannel-logout:jobs"

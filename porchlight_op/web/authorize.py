@@ -54,7 +54,8 @@ async def _continue(
     login = await _usable_login(request, auth_request)
     if login is not None:
         location = await provider.issue_code(
-            auth_request, Authentication(login.sub, login.auth_time, login.amr)
+            auth_request,
+            Authentication(login.sub, login.auth_time, login.amr, login.sid),
         )
         raise web.HTTPFound(location)
 

@@ -9,6 +9,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from ..accounts.service import Accounts
     from ..accounts.throttle import LoginThrottle
+    from ..oidc.logout import Logout
     from ..oidc.provider import Provider
     from ..settings import Settings
     from ..store.connection import RedisClient
@@ -20,5 +21,6 @@ PROVIDER: web.AppKey[Provider] = web.AppKey("provider")
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
 PENDING: web.AppKey[PendingRequests] = web.AppKey("pending")
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("throttle")
+LOGOUT: web.AppKey[Logout] = web.AppKey("logout")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

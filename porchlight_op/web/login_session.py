@@ -17,6 +17,7 @@ from aiohttp_session import get_session, new_session
 from .keys import REDIS, SETTINGS
 
 CSRF_FIELD = "csrf_token"
+SID_FIELD = "sid"
 # Refresh the idle timer at most this often, to spare a Redis write per request.
 TOUCH_INTERVAL = 60
 
@@ -28,6 +29,7 @@ class Login:
     sub: str
     auth_time: int
     amr: tuple[str, ...]
+    sid: str = ""  # login session id: the `sid` of ID tokens and logout tokens
 
 
 async def current_login(request: web.Request) -> Login | None:
@@ -48,7 +50,12 @@ async def current_login(request: web.Request) -> Login | None:
         return None
     if now - last_seen > TOUCH_INTERVAL:
         session["last_seen"] = now
-    return Login(sub, auth_time, tuple(session.get("amr", ("pwd",))))
+    sid = session.get(SID_FIELD)
+    if not isinstance(sid, str):
+        # A session from before login session ids existed gets one now.
+        sid = new_sid()
+        session[SID_FIELD] = sid
+    return Login(sub, auth_time, tuple(session.get("amr", ("pwd",))), sid)
 
 
 async def start_login(request: web.Request, sub: str, amr: tuple[str, ...]) -> Login:
@@ -62,10 +69,33 @@ async def start_login(request: web.Request, sub: str, amr: tuple[str, ...]) -> L
     old.invalidate()
     session = await new_session(request)
     now = int(time.time())
-    session.update({"sub": sub, "auth_time": now, "last_seen": now, "amr": list(amr)})
+    sid = new_sid()
+    session.update(
+        {
+            "sub": sub,
+            "auth_time": now,
+            "last_seen": now,
+            "amr": list(amr),
+            SID_FIELD: sid,
+        }
+    )
     if csrf is not None:
         session[CSRF_FIELD] = csrf
-    return Login(sub, now, amr)
+    return Login(sub, now, amr, sid)
+
+
+async def end_login(request: web.Request) -> None:
+    """End the browser session: delete it in Redis and expire the cookie."""
+    session = await get_session(request)
+    if session.identity is not None:
+        settings = request.app[SETTINGS]
+        await request.app[REDIS].delete(f"{settings.cookie_name}_{session.identity}")
+    session.invalidate()
+
+
+def new_sid() -> str:
+    """Return a new login session id: 128 random bits, URL-safe."""
+    return secrets.token_urlsafe(16)
 
 
 async def csrf_token(request: web.Request) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, authorize, pages
+from . import api, authorize, logout, pages
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
@@ -21,6 +21,9 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     app.router.add_post("/token", api.token)
     app.router.add_route("GET", "/userinfo", api.userinfo)
     app.router.add_route("POST", "/userinfo", api.userinfo)
+    app.router.add_route("GET", "/logout", logout.logout)
+    app.router.add_route("POST", "/logout", logout.logout)
+    app.router.add_post("/logout/confirm", logout.confirm)
     app.router.add_get("/health/live", api.live)
     app.router.add_get("/health/ready", api.ready)
     app.router.add_static("/static/", static_dir)

@@ -27,8 +27,9 @@ from .store.connection import RedisClient
 from .store.pending import PendingRequests
 from .store.secrets import SecretStore
 from .store.sessions import SessionStore
+from .store.token_records import TokenRecords
 from .store.users import UserStore
-from .web import middlewares
+from .web import cors, middlewares
 from .web.keys import ACCOUNTS, PENDING, PROVIDER, REDIS, SETTINGS
 from .web.proxies import forwarded_headers, parse_networks
 from .web.routes import setup_routes
@@ -56,6 +57,7 @@ def create_app(settings: Settings, client: RedisClient) -> web.Application:
             forwarded_headers(parse_networks(settings.trusted_proxies)),
             middlewares.request_id,
             middlewares.security_headers,
+            cors.cors,
             middlewares.error_pages,
         ],
         client_max_size=64 * 1024,
@@ -102,6 +104,7 @@ async def _provider_context(app: web.Application) -> AsyncIterator[None]:
         return user_claims(user)
 
     await _store_configured_clients(settings, ClientStore(client))
+    await ClientStore(client).refresh_cors_origins()
     claims = ClaimsCache(client, load_claims, settings.claims_cache_ttl)
     app[PROVIDER] = Provider(
         server,
@@ -109,6 +112,7 @@ async def _provider_context(app: web.Application) -> AsyncIterator[None]:
         StateRunner(server, SessionStore(client)),
         ClientStore(client),
         claims,
+        TokenRecords(client),
     )
     app[ACCOUNTS] = Accounts(client, settings, on_change=claims.invalidate)
     app[PENDING] = PendingRequests(client)
@@ -132,6 +136,10 @@ async def _store_configured_clients(settings: Settings, store: ClientStore) -> N
                 scope=item.scope,
                 name=item.name,
                 created_at=existing.created_at if existing else int(time.time()),
+                grant_types=item.grant_types,
+                jwks=item.jwks,
+                jwks_uri=item.jwks_uri,
+                access_token_format=item.access_token_format,
             )
         )
 

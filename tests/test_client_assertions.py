@@ -21,6 +21,7 @@ from support import RelyingParty
 from token_flow import LONG_SECRET, PASSWORD, SECRET, add_client, get_json, post_form
 
 from porchlight_op import cli
+from porchlight_op.store import keys
 from porchlight_op.store.clients import ClientStore
 from porchlight_op.store.embedded import EmbeddedRedis
 
@@ -192,11 +193,40 @@ async def test_jwks_uri_refetched_after_rotation(op, key, jwks_server):
     await token_with(op, assertion(op, key, "remote"))
     rotated = ECKey.generate_key("P-256", parameters={"kid": "k2"})
     jwks_server["jwks"] = jwks_of(rotated)
+    await _backdate_jwks_cache(op.redis, "remote", seconds=60)
 
     reply = await token_with(op, assertion(op, rotated, "remote"))
 
     assert reply.status_code == 200
     assert jwks_server["hits"] == 2
+
+
+async def test_bad_assertion_refetch_rate_limited(op, key, jwks_server):
+    await add_client(
+        op,
+        "remote",
+        auth_method="private_key_jwt",
+        jwks_uri=jwks_server["url"],
+        grant_types=GRANTS,
+    )
+    await token_with(op, assertion(op, key, "remote"))
+    stranger = ECKey.generate_key("P-256", parameters={"kid": "k1"})
+
+    replies = [
+        await token_with(op, assertion(op, stranger, "remote")) for _ in range(3)
+    ]
+
+    for reply in replies:
+        assert_invalid_client(reply)
+    assert jwks_server["hits"] == 1
+
+
+async def _backdate_jwks_cache(redis, client_id: str, seconds: int) -> None:
+    """Make the cached JWK Set look fetched `seconds` earlier."""
+    key = keys.client_jwks(client_id)
+    document = json.loads(await redis.get(key))
+    document["fetched_at"] -= seconds
+    await redis.set(key, json.dumps(document), keepttl=True)
 
 
 async def test_unreachable_jwks_uri_is_invalid_client(op, key, jwks_server):

@@ -38,6 +38,10 @@ MAX_ASSERTION_LIFETIME = 3600
 CLOCK_SKEW = 30
 MAX_JTI_LENGTH = 256
 JWKS_CACHE_TTL = 300
+# A failed signature check fetches the JWK Set again (the client may have
+# rotated keys), but at most this often, so bad assertions cannot make the
+# server hammer the client's jwks_uri.
+JWKS_REFETCH_INTERVAL = 30
 JWKS_FETCH_TIMEOUT = 4.0
 JWKS_MAX_BYTES = 64 * 1024
 
@@ -118,13 +122,13 @@ class AssertionVerifier:
         uri = client.jwks_uri or ""
         cached = await self._records.cached_jwks(client.client_id)
         if cached is not None:
+            jwks, fetched_at = cached
             try:
-                return _verify_signature(
-                    assertion, _public_keys(cached), ASYMMETRIC_ALGS
-                )
+                return _verify_signature(assertion, _public_keys(jwks), ASYMMETRIC_ALGS)
             except InvalidClient:
-                # The client may have rotated its keys: fetch once more below.
-                pass
+                if time.time() - fetched_at < JWKS_REFETCH_INTERVAL:
+                    raise
+                # The client may have rotated its keys, so fetch them again.
         fresh = await self._fetch(uri)
         await self._records.cache_jwks(client.client_id, fresh, JWKS_CACHE_TTL)
         return _verify_signature(assertion, _public_keys(fresh), ASYMMETRIC_ALGS)
@@ -159,8 +163,8 @@ def _check_claims(claims: dict[str, Any], client_id: str, audiences: set[str]) -
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise InvalidClient("the client assertion iss and sub must be the client_id")
     audience = claims.get("aud")
-    given = [audience] if isinstance(audience, str) else audience
-    if not isinstance(given, list) or not audiences.intersection(given):
+    audience_list = [audience] if isinstance(audience, str) else audience
+    if not isinstance(audience_list, list) or not audiences.intersection(audience_list):
         raise InvalidClient("the client assertion audience is not this server")
 
     now = int(time.time())

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import secrets
+import time
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -81,11 +82,15 @@ class TokenRecords:
         """Tell whether a self-contained access token was revoked."""
         return bool(await self._redis.exists(keys.revoked_token(jti)))
 
-    async def cached_jwks(self, client_id: str) -> dict[str, Any] | None:
-        """Return the client's JWK Set fetched earlier, or None."""
+    async def cached_jwks(self, client_id: str) -> tuple[dict[str, Any], int] | None:
+        """Return the client's JWK Set fetched earlier and its fetch time, or None."""
         raw = await self._redis.get(keys.client_jwks(client_id))
-        return None if raw is None else dict(json.loads(raw))
+        if raw is None:
+            return None
+        document = json.loads(raw)
+        return dict(document["jwks"]), int(document["fetched_at"])
 
     async def cache_jwks(self, client_id: str, jwks: dict[str, Any], ttl: int) -> None:
         """Keep a fetched JWK Set for `ttl` seconds."""
-        await self._redis.set(keys.client_jwks(client_id), json.dumps(jwks), ex=ttl)
+        document = {"jwks": jwks, "fetched_at": int(time.time())}
+        await self._redis.set(keys.client_jwks(client_id), json.dumps(document), ex=ttl)

@@ -33,8 +33,9 @@ from .store.login_sessions import LoginSessionGrants
 from .store.pending import PendingRequests
 from .store.secrets import SecretStore
 from .store.sessions import SessionStore
+from .store.token_records import TokenRecords
 from .store.users import UserStore
-from .web import middlewares
+from .web import cors, middlewares
 from .web.keys import ACCOUNTS, PENDING, PROVIDER, REDIS, SETTINGS, THROTTLE
 from .web.logout import logout_context
 from .web.proxies import forwarded_headers, parse_networks
@@ -63,6 +64,7 @@ def create_app(settings: Settings, client: RedisClient) -> web.Application:
             forwarded_headers(parse_networks(settings.trusted_proxies)),
             middlewares.request_id,
             middlewares.security_headers,
+            cors.cors,
             middlewares.error_pages,
         ],
         client_max_size=64 * 1024,
@@ -112,6 +114,7 @@ async def _provider_context(app: web.Application) -> AsyncIterator[None]:
         return user_claims(user)
 
     await _store_configured_clients(settings, client)
+    await ClientStore(client).refresh_cors_origins()
     claims = ClaimsCache(client, load_claims, settings.claims_cache_ttl)
     app[PROVIDER] = Provider(
         server,
@@ -119,7 +122,8 @@ async def _provider_context(app: web.Application) -> AsyncIterator[None]:
         StateRunner(server, SessionStore(client)),
         ClientStore(client),
         claims,
-        LoginSessionGrants(client, settings.session_max_age),
+        records=TokenRecords(client),
+        login_sessions=LoginSessionGrants(client, settings.session_max_age),
     )
     app[ACCOUNTS] = Accounts(client, settings, on_change=claims.invalidate)
     app[PENDING] = PendingRequests(client)
@@ -167,6 +171,10 @@ async def _store_configured_clients(settings: Settings, client: RedisClient) -> 
                 backchannel_logout_session_required=(
                     item.backchannel_logout_session_required
                 ),
+                grant_types=item.grant_types,
+                jwks=item.jwks,
+                jwks_uri=item.jwks_uri,
+                access_token_format=item.access_token_format,
             )
         )
     listed = set(settings.clients)

@@ -26,12 +26,15 @@ from urllib.parse import urlencode
 from redis.exceptions import RedisClusterException, RedisError
 
 from porchlight_op.settings import (
+    ACCESS_TOKEN_FORMATS,
     AUTH_METHODS,
     DEFAULT_SCOPE,
+    GRANT_TYPES,
     ClientSettings,
     Settings,
     SettingsError,
     load_settings,
+    read_jwks_file,
 )
 from porchlight_op.store.connection import (
     RedisClient,
@@ -280,7 +283,8 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         if given is not None:
             raise CommandError("use either --secret or --secret-stdin, not both")
         given = read_password(sys.stdin, "client secret")
-    generated = given is None and args.auth_method != "none"
+    keyless = ("none", "private_key_jwt")
+    generated = given is None and args.auth_method not in keyless
     secret = secrets.token_urlsafe(32) if generated else given
     spec = ClientSettings(
         client_id=args.client_id,
@@ -292,6 +296,12 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         post_logout_redirect_uris=tuple(args.post_logout_redirect_uri or ()),
         backchannel_logout_uri=args.backchannel_logout_uri,
         backchannel_logout_session_required=args.backchannel_logout_session_required,
+        grant_types=tuple(args.grant_type or ("authorization_code", "refresh_token")),
+        jwks=(
+            read_jwks_file("--jwks-file", args.jwks_file) if args.jwks_file else None
+        ),
+        jwks_uri=args.jwks_uri,
+        access_token_format=args.access_token_format,
     )
     if spec.client_id in settings.clients:
         raise CommandError(
@@ -308,6 +318,10 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         post_logout_redirect_uris=spec.post_logout_redirect_uris,
         backchannel_logout_uri=spec.backchannel_logout_uri,
         backchannel_logout_session_required=spec.backchannel_logout_session_required,
+        grant_types=spec.grant_types,
+        jwks=spec.jwks,
+        jwks_uri=spec.jwks_uri,
+        access_token_format=spec.access_token_format,
     )
 
     async def add(client: RedisClient) -> None:
@@ -577,6 +591,32 @@ def _add_logout_arguments(add: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_token_options(add: argparse.ArgumentParser) -> None:
+    add.add_argument(
+        "--grant-type",
+        choices=GRANT_TYPES,
+        action="append",
+        help="grant type the client may use; repeat for several "
+        "(default: authorization_code and refresh_token)",
+    )
+    add.add_argument(
+        "--jwks-file",
+        metavar="PATH",
+        help="JSON file with the client's public JWK Set (private_key_jwt)",
+    )
+    add.add_argument(
+        "--jwks-uri",
+        metavar="URI",
+        help="URL of the client's public JWK Set (private_key_jwt)",
+    )
+    add.add_argument(
+        "--access-token-format",
+        choices=ACCESS_TOKEN_FORMATS,
+        default="jwt",
+        help="jwt (RFC 9068, the default) or opaque reference tokens",
+    )
+
+
 def _add_client_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     client = commands.add_parser("client", help="manage registered clients")
     actions = client.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -614,6 +654,7 @@ def _add_client_commands(commands: Any, common: argparse.ArgumentParser) -> None
     )
     add.add_argument("--name", metavar="N", default="", help="display name")
     _add_logout_arguments(add)
+    _add_token_options(add)
     add.set_defaults(handler=cmd_client_add)
 
     listing = actions.add_parser("list", parents=[common], help="list clients")

@@ -51,7 +51,17 @@ STANDARD_CLAIMS = STRING_CLAIMS | BOOLEAN_CLAIMS | {"address"}
 # OIDC Core 5.1: YYYY-MM-DD, or YYYY alone, or 0000-MM-DD when the year is withheld.
 BIRTHDATE_PATTERN = re.compile(r"\d{4}(-\d{2}-\d{2})?")
 
-AUTH_METHODS = frozenset({"client_secret_basic", "client_secret_post", "none"})
+AUTH_METHODS = frozenset(
+    {
+        "client_secret_basic",
+        "client_secret_post",
+        "client_secret_jwt",
+        "private_key_jwt",
+        "none",
+    }
+)
+GRANT_TYPES = frozenset({"authorization_code", "refresh_token", "client_credentials"})
+ACCESS_TOKEN_FORMATS = frozenset({"jwt", "opaque"})
 
 
 def normalize_username(name: str) -> str:
@@ -231,6 +241,11 @@ class Client:
     post_logout_redirect_uris: tuple[str, ...] = ()
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
+    # Public keys for private_key_jwt: an inline JWK Set, or a URL to fetch it.
+    jwks: Mapping[str, Any] | None = None
+    jwks_uri: str | None = None
+    access_token_format: str = "jwt"  # noqa: S105 - jwt (RFC 9068) or opaque
 
     def __post_init__(self) -> None:
         # JSON gives lists, so convert them to keep the dataclass hashable and frozen.
@@ -239,20 +254,65 @@ class Client:
             self, "post_logout_redirect_uris", tuple(self.post_logout_redirect_uris)
         )
         object.__setattr__(self, "scope", tuple(self.scope))
+        object.__setattr__(self, "grant_types", tuple(self.grant_types))
         if self.auth_method not in AUTH_METHODS:
             raise ValueError(
                 f"invalid auth_method {self.auth_method!r} for client"
                 f" {self.client_id!r}: expected one of {sorted(AUTH_METHODS)}"
             )
+        self._check_token_settings()
         if self.is_public and self.secret is not None:
             raise ValueError(
                 f"client {self.client_id!r} uses auth_method 'none' and must not"
                 " have a secret"
             )
+        if self.auth_method == "private_key_jwt":
+            self._check_key_source()
+            return
+        if self.auth_method == "client_secret_jwt" and len(self.secret or "") < 32:
+            # RFC 7518 3.2: an HS256 key has at least 256 bits.
+            raise ValueError(
+                f"client {self.client_id!r} uses client_secret_jwt and needs a"
+                " secret of at least 32 characters"
+            )
         if not self.is_public and not self.secret:
             raise ValueError(
                 f"client {self.client_id!r} uses {self.auth_method!r}"
                 " and needs a secret"
+            )
+
+    def _check_token_settings(self) -> None:
+        unknown = set(self.grant_types) - GRANT_TYPES
+        if unknown:
+            raise ValueError(
+                f"invalid grant_types {sorted(unknown)} for client"
+                f" {self.client_id!r}: expected some of {sorted(GRANT_TYPES)}"
+            )
+        if self.is_public and "client_credentials" in self.grant_types:
+            raise ValueError(
+                f"client {self.client_id!r} is public and may not use"
+                " client_credentials"
+            )
+        if self.access_token_format not in ACCESS_TOKEN_FORMATS:
+            raise ValueError(
+                f"invalid access_token_format {self.access_token_format!r} for"
+                f" client {self.client_id!r}: expected jwt or opaque"
+            )
+
+    def _check_key_source(self) -> None:
+        if self.secret is not None:
+            raise ValueError(
+                f"client {self.client_id!r} uses private_key_jwt and must not"
+                " have a secret"
+            )
+        if (self.jwks is None) == (self.jwks_uri is None):
+            raise ValueError(
+                f"client {self.client_id!r} uses private_key_jwt and needs"
+                " exactly one of jwks and jwks_uri"
+            )
+        if self.jwks is not None and not isinstance(self.jwks.get("keys"), list):
+            raise ValueError(
+                f"client {self.client_id!r}: jwks must be a JWK Set with a keys list"
             )
 
     @property
@@ -275,6 +335,10 @@ class Client:
             "backchannel_logout_session_required": (
                 self.backchannel_logout_session_required
             ),
+            "grant_types": list(self.grant_types),
+            "jwks": dict(self.jwks) if self.jwks is not None else None,
+            "jwks_uri": self.jwks_uri,
+            "access_token_format": self.access_token_format,
         }
 
     @classmethod
@@ -293,6 +357,12 @@ class Client:
             backchannel_logout_session_required=bool(
                 data.get("backchannel_logout_session_required", False)
             ),
+            grant_types=tuple(
+                data.get("grant_types", ("authorization_code", "refresh_token"))
+            ),
+            jwks=data.get("jwks"),
+            jwks_uri=data.get("jwks_uri"),
+            access_token_format=data.get("access_token_format", "jwt"),
         )
 
     def to_json(self) -> str:

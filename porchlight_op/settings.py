@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import logging
 import math
 import os
@@ -26,7 +27,15 @@ __all__ = ["ClientSettings", "Settings", "SettingsError", "load_settings"]
 ENV_PREFIX = "PORCHLIGHT_"
 CONFIG_ENV = "PORCHLIGHT_CONFIG"
 
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+AUTH_METHODS = (
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "none",
+)
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+ACCESS_TOKEN_FORMATS = ("jwt", "opaque")
 ENVIRONMENTS = ("development", "production")
 SAMESITE_VALUES = ("Lax", "Strict")
 DEFAULT_SCOPE = ("openid", "profile", "email", "offline_access")
@@ -245,6 +254,10 @@ class ClientSettings:
     post_logout_redirect_uris: tuple[str, ...] = ()
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
+    jwks: Mapping[str, Any] | None = None  # read from the TOML key jwks_file
+    jwks_uri: str | None = None
+    access_token_format: str = "jwt"  # noqa: S105 - a format name
 
     def __post_init__(self) -> None:
         client_id = _check_str("clients", self.client_id)
@@ -292,9 +305,43 @@ class ClientSettings:
             f"{prefix}.backchannel_logout_session_required",
             self.backchannel_logout_session_required,
         )
+        self._validate_token_settings(prefix)
+
+    def _validate_token_settings(self, prefix: str) -> None:
+        grants = _check_str_tuple(f"{prefix}.grant_types", self.grant_types)
+        for grant in grants:
+            if grant not in GRANT_TYPES:
+                raise SettingsError(
+                    f"{prefix}.grant_types",
+                    f"must be some of {', '.join(GRANT_TYPES)}, got {_show(grant)}",
+                )
+        if self.is_public and "client_credentials" in grants:
+            raise SettingsError(
+                f"{prefix}.grant_types",
+                "a public client may not use client_credentials",
+            )
+        object.__setattr__(self, "grant_types", grants)
+        if self.access_token_format not in ACCESS_TOKEN_FORMATS:
+            raise SettingsError(
+                f"{prefix}.access_token_format",
+                f"must be jwt or opaque, got {_show(self.access_token_format)}",
+            )
+        if self.jwks_uri is not None:
+            _check_str(f"{prefix}.jwks_uri", self.jwks_uri)
+            if urlsplit(self.jwks_uri).scheme not in ("http", "https"):
+                raise SettingsError(f"{prefix}.jwks_uri", "must be an http(s) URL")
 
     def _validate_secret(self, prefix: str) -> None:
         key = f"{prefix}.secret"
+        if self.auth_method == "private_key_jwt":
+            if self.secret is not None:
+                raise SettingsError(key, "a private_key_jwt client has no secret")
+            if (self.jwks is None) == (self.jwks_uri is None):
+                raise SettingsError(
+                    f"{prefix}.jwks_file",
+                    "private_key_jwt needs exactly one of jwks_file and jwks_uri",
+                )
+            return
         if self.auth_method == "none":
             if self.secret is not None:
                 raise SettingsError(
@@ -310,6 +357,11 @@ class ClientSettings:
             raise SettingsError(key, f"must be a string, got {_type_name(self.secret)}")
         if not self.secret.strip():
             raise SettingsError(key, "must not be empty")
+        if self.auth_method == "client_secret_jwt" and len(self.secret) < 32:
+            # RFC 7518 3.2: an HS256 key has at least 256 bits.
+            raise SettingsError(
+                key, "must have at least 32 characters for client_secret_jwt"
+            )
 
     @property
     def is_public(self) -> bool:
@@ -326,7 +378,23 @@ _CLIENT_KEYS = (
     "post_logout_redirect_uris",
     "backchannel_logout_uri",
     "backchannel_logout_session_required",
+    "grant_types",
+    "jwks_file",
+    "jwks_uri",
+    "access_token_format",
 )
+
+
+def read_jwks_file(key: str, path: object) -> dict[str, Any]:
+    """Read a JWK Set from a JSON file; raise SettingsError when it is not one."""
+    name = _check_str(key, path)
+    try:
+        document = json.loads(Path(name).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(key, f"cannot read a JWK Set from {name}: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise SettingsError(key, f"{name} is not a JWK Set with a keys list")
+    return document
 
 
 def _parse_client(client_id: str, table: object) -> ClientSettings:
@@ -364,6 +432,14 @@ def _parse_client(client_id: str, table: object) -> ClientSettings:
         backchannel_logout_session_required=table.get(
             "backchannel_logout_session_required", False
         ),
+        grant_types=table.get("grant_types", ("authorization_code", "refresh_token")),
+        jwks=(
+            read_jwks_file(f"{prefix}.jwks_file", table["jwks_file"])
+            if "jwks_file" in table
+            else None
+        ),
+        jwks_uri=table.get("jwks_uri"),
+        access_token_format=table.get("access_token_format", "jwt"),
     )
 
 

@@ -18,6 +18,8 @@ PASSWORD = "correct horse battery"
 SECRET = "s3cret-value"
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k")
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+# Tested in test_client_assertions.py, because they need keys.
+ASSERTION_AUTH_METHODS = ["client_secret_jwt", "private_key_jwt"]
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
@@ -209,7 +211,7 @@ async def test_unadvertised_response_mode_rejected(op, browser, alice, metadata)
 
 
 async def test_grant_types_advertised(metadata):
-    expected = {"authorization_code", "refresh_token"}
+    expected = {"authorization_code", "refresh_token", "client_credentials"}
     assert set(metadata["grant_types_supported"]) == expected
 
 
@@ -229,7 +231,7 @@ async def test_advertised_grant_types_work(op, browser, alice, metadata):
 @pytest.mark.parametrize(
     "grant_type",
     [
-        "client_credentials",
+        "password",
         "urn:ietf:params:oauth:grant-type:device_code",
     ],
 )
@@ -248,7 +250,7 @@ async def test_unadvertised_grant_type_rejected(op, metadata, grant_type):
 
 async def test_auth_methods_advertised(metadata):
     advertised = metadata["token_endpoint_auth_methods_supported"]
-    assert sorted(advertised) == sorted(AUTH_METHODS)
+    assert sorted(advertised) == sorted([*AUTH_METHODS, *ASSERTION_AUTH_METHODS])
 
 
 @pytest.mark.parametrize("auth_method", AUTH_METHODS)
@@ -263,8 +265,8 @@ async def test_advertised_auth_method_works(op, browser, alice, auth_method):
     assert token["id_token"]
 
 
-@pytest.mark.parametrize("auth_method", ["client_secret_jwt", "private_key_jwt"])
-async def test_unadvertised_auth_method_rejected(
+@pytest.mark.parametrize("auth_method", ASSERTION_AUTH_METHODS)
+async def test_assertion_rejected_for_secret_client(
     op, browser, alice, metadata, auth_method
 ):
     client = await op.add_client("rp", secret=SECRET)

@@ -148,8 +148,8 @@ def test_client_is_public() -> None:
 
 
 def test_client_rejects_unknown_auth_method() -> None:
-    with pytest.raises(ValueError, match="private_key_jwt"):
-        make_client(auth_method="private_key_jwt")
+    with pytest.raises(ValueError, match="tls_client_auth"):
+        make_client(auth_method="tls_client_auth")
 
 
 def test_public_client_rejects_secret() -> None:

@@ -246,7 +246,7 @@ CLIENT_ERRORS = [
         "clients.a.redirect_uris: must be a list of strings",
     ),
     (
-        CLIENT_A + 'auth_method = "private_key_jwt"\nsecret = "s"\n',
+        CLIENT_A + 'auth_method = "tls_client_auth"\nsecret = "s"\n',
         "clients.a.auth_method: must be one of",
     ),
     (

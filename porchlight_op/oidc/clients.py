@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from ..errors import InvalidClient, InvalidRequest
 from ..models import Client
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1")
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 def redirect_uri_matches(registered: str, requested: str) -> bool:
@@ -74,6 +76,9 @@ class ClientCredentials:
     # The Basic secret as sent, when form-decoding changed it: many clients
     # (Authlib 1.9 among them) skip the encoding RFC 6749 2.3.1 asks for.
     undecoded_secret: str | None = None
+    # A signed client assertion (RFC 7523 2.2); `authenticate` rejects it,
+    # because only client_assertions.AssertionVerifier may accept one.
+    assertion: str | None = None
 
 
 def read_credentials(
@@ -83,6 +88,8 @@ def read_credentials(
 
     Using more than one method in one request is an invalid_request.
     """
+    if "client_assertion" in form or "client_assertion_type" in form:
+        return _assertion_credentials(form, authorization)
     in_body = "client_secret" in form
     if authorization is not None and authorization[:6].lower() == "basic ":
         if in_body:
@@ -101,6 +108,36 @@ def read_credentials(
             body_client_id, form["client_secret"], "client_secret_post"
         )
     return ClientCredentials(body_client_id, None, "none")
+
+
+def _assertion_credentials(
+    form: Mapping[str, str], authorization: str | None
+) -> ClientCredentials:
+    """Read a JWT client assertion; its signature is checked later (RFC 7523 2.2)."""
+    if authorization is not None or "client_secret" in form:
+        raise InvalidRequest("client credentials sent in more than one way")
+    if form.get("client_assertion_type") != ASSERTION_TYPE:
+        raise InvalidClient(f"client_assertion_type must be {ASSERTION_TYPE}")
+    assertion = form.get("client_assertion", "")
+    client_id = _unverified_issuer(assertion)
+    if form.get("client_id", client_id) != client_id:
+        raise InvalidClient("client_id does not match the client assertion")
+    return ClientCredentials(client_id, None, "client_assertion", assertion=assertion)
+
+
+def _unverified_issuer(assertion: str) -> str:
+    parts = assertion.split(".")
+    if len(parts) != 3:
+        raise InvalidClient("the client assertion is not a signed JWT")
+    try:
+        padded = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, binascii.Error):
+        raise InvalidClient("the client assertion is not a signed JWT") from None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    if not isinstance(issuer, str) or not issuer:
+        raise InvalidClient("the client assertion has no iss")
+    return issuer
 
 
 def _basic(encoded: str) -> tuple[str, str, str]:

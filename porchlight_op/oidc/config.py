@@ -171,7 +171,7 @@ def build_conf(settings: Settings, secrets: ServerSecrets) -> dict[str, Any]:
                 }
             },
             "token": {
-                "class": "idpyoidc.server.token.jwt_token.JWTToken",
+                "class": "porchlight_op.oidc.access_tokens.AccessTokenJWT",
                 "kwargs": {
                     "lifetime": settings.access_token_lifetime,
                     "alg": "ES256",

@@ -28,13 +28,16 @@ from ..models import Client, User
 from ..settings import Settings
 from ..store.clients import ClientStore
 from ..store.login_sessions import LoginSessionGrants, SessionGrant
+from ..store.token_records import TokenRecords
 from . import clients as client_rules
 from . import userinfo as userinfo_rules
 from .claims import ClaimsCache
+from .client_assertions import ASYMMETRIC_ALGS, SYMMETRIC_ALGS, AssertionVerifier
 from .config import SCOPES
 from .context import authenticated_client
 from .id_token import LOGIN_SESSION_FIELD
 from .state import StateRunner
+from .token_management import TokenService
 
 logger = logging.getLogger(OIDC)
 
@@ -50,6 +53,14 @@ CLAIMS_SUPPORTED = [
     "gender", "birthdate", "zoneinfo", "locale", "phone_number",
     "phone_number_verified", "address", "updated_at",
 ]  # fmt: skip
+CONFIDENTIAL_AUTH_METHODS = [
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+]
+TOKEN_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
+ASSERTION_ALGS = [*ASYMMETRIC_ALGS, *SYMMETRIC_ALGS]
 UNSUPPORTED_PARAMETERS = {
     "request": errors.RequestNotSupported,
     "request_uri": errors.RequestUriNotSupported,
@@ -109,6 +120,7 @@ class Provider:
         runner: StateRunner,
         clients: ClientStore,
         claims: ClaimsCache,
+        records: TokenRecords,
         login_sessions: LoginSessionGrants | None = None,
     ) -> None:
         self.server = server
@@ -118,6 +130,10 @@ class Provider:
         self._clients = clients
         self._claims = claims
         self._login_sessions = login_sessions
+        self._assertions = AssertionVerifier(
+            records, self.issuer, f"{self.issuer}/token"
+        )
+        self.tokens = TokenService(server, settings, runner, records, self._resolve)
 
     # -- authorization (OIDC Core 3.1.2) --
 
@@ -314,19 +330,58 @@ class Provider:
         self, form: Mapping[str, str], authorization: str | None
     ) -> dict[str, Any]:
         """Answer a token request; raise an OAuthError on failure."""
-        credentials = client_rules.read_credentials(form, authorization)
-        client = client_rules.authenticate(
-            await self._clients.get(credentials.client_id), credentials
-        )
+        client = await self.authenticate_client(form, authorization)
 
         grant_type = form.get("grant_type")
         if not grant_type:
             raise errors.InvalidRequest("grant_type is missing")
+        if grant_type == "client_credentials":
+            return await self.tokens.client_credentials(client, form)
+        if grant_type not in ("authorization_code", "refresh_token"):
+            raise errors.UnsupportedGrantType(
+                f"grant_type {grant_type!r} is not supported"
+            )
+        if grant_type not in client.grant_types:
+            raise errors.UnauthorizedClient(f"the client may not use {grant_type}")
         if grant_type == "authorization_code":
-            return await self._code_grant(client, form)
-        if grant_type == "refresh_token":
-            return await self._refresh_grant(client, form)
-        raise errors.UnsupportedGrantType(f"grant_type {grant_type!r} is not supported")
+            body = await self._code_grant(client, form)
+        else:
+            body = await self._refresh_grant(client, form)
+        return await self.tokens.finish(client, body)
+
+    async def authenticate_client(
+        self, form: Mapping[str, str], authorization: str | None
+    ) -> Client:
+        """Authenticate the client of a back-channel request (RFC 6749 2.3.1)."""
+        credentials = client_rules.read_credentials(form, authorization)
+        client = await self._clients.get(credentials.client_id)
+        if credentials.assertion is not None:
+            return await self._assertions.verify(client, credentials.assertion)
+        return client_rules.authenticate(client, credentials)
+
+    # -- revocation (RFC 7009) and introspection (RFC 7662) --
+
+    async def revoke(self, form: Mapping[str, str], authorization: str | None) -> None:
+        """Revoke a token of the authenticated client; unknown tokens are ignored."""
+        client = await self.authenticate_client(form, authorization)
+        token = form.get("token")
+        if not token:
+            raise errors.InvalidRequest("token is missing")
+        await self.tokens.revoke(client, token, form.get("token_type_hint"))
+
+    async def introspect(
+        self, form: Mapping[str, str], authorization: str | None
+    ) -> dict[str, Any]:
+        """Describe a token to the client it was issued to (RFC 7662 2.2)."""
+        client = await self.authenticate_client(form, authorization)
+        if client.is_public:
+            # RFC 7662 2.1 requires authorization of the caller, and a bare
+            # client_id proves nothing.
+            raise errors.InvalidClient("public clients may not use introspection")
+        token = form.get("token")
+        if not token:
+            raise errors.InvalidRequest("token is missing")
+        return await self.tokens.introspect(client, token, form.get("token_type_hint"))
 
     async def _code_grant(
         self, client: Client, form: Mapping[str, str]
@@ -451,6 +506,10 @@ class Provider:
 
     async def userinfo(self, access_token: str) -> dict[str, Any]:
         """Return the claims an access token releases; raise InvalidToken."""
+        expanded = await self.tokens.expand(access_token)
+        if expanded is None:
+            raise errors.InvalidToken("the access token is invalid or expired")
+        access_token = expanded
         path = self._resolve(access_token, "access_token")
         if path is None:
             raise errors.InvalidToken("the access token is invalid or expired")
@@ -481,17 +540,26 @@ class Provider:
             "token_endpoint": f"{base}/token",
             "userinfo_endpoint": f"{base}/userinfo",
             "jwks_uri": f"{base}/jwks",
+            "revocation_endpoint": f"{base}/revoke",
+            "introspection_endpoint": f"{base}/introspect",
             "scopes_supported": list(SCOPES),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": [
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+            ],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
+            "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
+            "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+            # Public clients may revoke their tokens with client_id alone
+            # (RFC 7009 5), so none is listed here but not for introspection.
+            "revocation_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
+            "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+            "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
+            "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": CLAIMS_SUPPORTED,
             "claim_types_supported": ["normal"],

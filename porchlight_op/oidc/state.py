@@ -318,6 +318,17 @@ class StateRunner:
             )
         raise StorageUnavailable("session state kept changing; gave up")
 
+    async def peek(
+        self, uid: str, client_id: str, grant_id: str, presented: str | None = None
+    ) -> Grant | None:
+        """Return the grant as stored, for reading only: nothing is written back."""
+        branch = await self._store.fetch_branch(uid, client_id, grant_id)
+        loaded = load_branch(branch, uid, client_id, grant_id, presented)
+        grant: Grant | None = loaded.objects.get(
+            uid + DIVIDER + client_id + DIVIDER + grant_id
+        )
+        return grant
+
     def _call(
         self,
         loaded: Loaded,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from porchlight_op import log
 from porchlight_op.models import Client
@@ -22,6 +23,7 @@ class ClientStore:
         """Insert or replace the client."""
         await self._redis.set(keys.client(client.client_id), client.to_json())
         await self._redis.sadd(keys.clients_index(), client.client_id)
+        await self.refresh_cors_origins()
         logger.debug("client stored: client_id=%s", client.client_id)
 
     async def get(self, client_id: str) -> Client | None:
@@ -44,9 +46,52 @@ class ClientStore:
         """Delete the client, returning False when it was not registered."""
         deleted = await self._redis.delete(keys.client(client_id))
         await self._redis.srem(keys.clients_index(), client_id)
+        await self.refresh_cors_origins()
         if deleted:
             logger.info("client removed: client_id=%s", client_id)
         return bool(deleted)
+
+    async def refresh_cors_origins(self) -> None:
+        """Rebuild the set of redirect URI origins that CORS allows."""
+        # NOTE: two clients written at the same moment by different processes
+        # may leave one origin out until the next write or restart, because
+        # each rebuild reads the client list before replacing the set.
+        origins = sorted(
+            {
+                origin
+                for client in await self.list()
+                for uri in client.redirect_uris
+                if (origin := redirect_origin(uri)) is not None
+            }
+        )
+        # Add before removing, so an origin that stays is never missing.
+        if origins:
+            await self._redis.sadd(keys.cors_origins(), *origins)
+        current = await self._redis.smembers(keys.cors_origins())
+        stale = {_text(member) for member in current} - set(origins)
+        if stale:
+            await self._redis.srem(keys.cors_origins(), *sorted(stale))
+
+    async def is_cors_origin(self, origin: str) -> bool:
+        """Tell whether `origin` is the origin of a registered redirect URI."""
+        return bool(await self._redis.sismember(keys.cors_origins(), origin))
+
+
+def redirect_origin(uri: str) -> str | None:
+    """Return the web origin (RFC 6454 6.2) of an http(s) URI, else None."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    default = 80 if parts.scheme == "http" else 443
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    suffix = f":{port}" if port is not None and port != default else ""
+    return f"{parts.scheme}://{host}{suffix}"
 
 
 def _text(value: bytes | str) -> str:

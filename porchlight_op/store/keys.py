@@ -128,3 +128,28 @@ def backchannel_logout_jobs() -> str:
     Members are JSON jobs; each leaves the set when a worker claims it.
     """
     return f"{PREFIX}:backchannel-logout:jobs"
+
+
+def assertion_jti(client_id: str, jti: str) -> str:
+    """Key marking a client assertion's jti as used (string, TTL until its exp)."""
+    return f"{PREFIX}:jti:{client_id}:{jti}"
+
+
+def client_jwks(client_id: str) -> str:
+    """Key of a client's JWK Set fetched from its jwks_uri (JSON, TTL)."""
+    return f"{PREFIX}:jwks:{client_id}"
+
+
+def opaque_token(digest: str) -> str:
+    """Key of an opaque access token: its encrypted JWT (bytes, the token's TTL)."""
+    return f"{PREFIX}:at:{digest}"
+
+
+def revoked_token(jti: str) -> str:
+    """Key marking a client credentials access token as revoked (TTL until exp)."""
+    return f"{PREFIX}:revoked:{jti}"
+
+
+def cors_origins() -> str:
+    """Key of the set of origins of every registered redirect URI (CORS)."""
+    return f"{PREFIX}:cors-origins"

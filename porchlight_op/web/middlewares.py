@@ -32,7 +32,15 @@ SECURITY_HEADERS = {
 }
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # Endpoints whose callers are programs, which get JSON errors rather than pages.
-API_PREFIXES = ("/token", "/userinfo", "/jwks", "/.well-known/", "/health/")
+API_PREFIXES = (
+    "/token",
+    "/userinfo",
+    "/revoke",
+    "/introspect",
+    "/jwks",
+    "/.well-known/",
+    "/health/",
+)
 
 
 @web.middleware

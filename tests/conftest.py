@@ -111,6 +111,7 @@ class OP:
         secret: str | None = "s3cret-value",
         redirect_uris: tuple[str, ...] = (REDIRECT_URI,),
         scope: tuple[str, ...] = ("openid", "profile", "email", "offline_access"),
+        post_logout_redirect_uris: tuple[str, ...] = (),
     ) -> Client:
         client = Client(
             client_id=client_id,
@@ -118,6 +119,7 @@ class OP:
             auth_method=auth_method,
             secret=None if auth_method == "none" else secret,
             scope=scope,
+            post_logout_redirect_uris=post_logout_redirect_uris,
         )
         await ClientStore(self.redis).put(client)
         return client

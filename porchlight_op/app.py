@@ -24,12 +24,13 @@ from .oidc.state import StateRunner
 from .settings import Settings
 from .store.clients import ClientStore
 from .store.connection import RedisClient
+from .store.consent import ConsentStore
 from .store.pending import PendingRequests
 from .store.secrets import SecretStore
 from .store.sessions import SessionStore
 from .store.users import UserStore
-from .web import middlewares
-from .web.keys import ACCOUNTS, PENDING, PROVIDER, REDIS, SETTINGS
+from .web import i18n, middlewares
+from .web.keys import ACCOUNTS, CONSENTS, PENDING, PROVIDER, REDIS, SETTINGS
 from .web.proxies import forwarded_headers, parse_networks
 from .web.routes import setup_routes
 from .web.session_storage import RedisSessionStorage
@@ -62,11 +63,13 @@ def create_app(settings: Settings, client: RedisClient) -> web.Application:
     )
     app[SETTINGS] = settings
     app[REDIS] = client
-    aiohttp_jinja2.setup(
+    environment = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(["html"]),
+        context_processors=[aiohttp_jinja2.request_processor],
     )
+    i18n.setup_i18n(environment)
     aiohttp_session.setup(app, _session_storage(settings, client))
     app.cleanup_ctx.append(_provider_context)
     setup_routes(app, STATIC_DIR)
@@ -112,6 +115,7 @@ async def _provider_context(app: web.Application) -> AsyncIterator[None]:
     )
     app[ACCOUNTS] = Accounts(client, settings, on_change=claims.invalidate)
     app[PENDING] = PendingRequests(client)
+    app[CONSENTS] = ConsentStore(client, settings.consent_lifetime)
     yield
 
 
@@ -132,6 +136,8 @@ async def _store_configured_clients(settings: Settings, store: ClientStore) -> N
                 scope=item.scope,
                 name=item.name,
                 created_at=existing.created_at if existing else int(time.time()),
+                first_party=item.first_party,
+                require_auth_time=item.require_auth_time,
             )
         )
 

@@ -289,6 +289,8 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         secret=secret,
         scope=tuple(args.scope.split()),
         name=args.name,
+        first_party=args.first_party,
+        require_auth_time=args.require_auth_time,
     )
     if spec.client_id in settings.clients:
         raise CommandError(
@@ -302,6 +304,8 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         scope=spec.scope,
         name=spec.name,
         created_at=int(time.time()),
+        first_party=spec.first_party,
+        require_auth_time=spec.require_auth_time,
     )
 
     async def add(client: RedisClient) -> None:
@@ -588,6 +592,17 @@ def _add_client_commands(commands: Any, common: argparse.ArgumentParser) -> None
         help='space-separated scopes the client may request (default: "%(default)s")',
     )
     add.add_argument("--name", metavar="N", default="", help="display name")
+    add.add_argument(
+        "--first-party",
+        action="store_true",
+        help="skip the consent page for this client (offline_access is still "
+        "asked once)",
+    )
+    add.add_argument(
+        "--require-auth-time",
+        action="store_true",
+        help="always put auth_time in this client's ID tokens",
+    )
     add.set_defaults(handler=cmd_client_add)
 
     listing = actions.add_parser("list", parents=[common], help="list clients")

@@ -227,6 +227,12 @@ class Client:
     scope: tuple[str, ...]
     name: str = ""
     created_at: int = 0
+    # A client run by the OP's operator: its users are not asked for consent,
+    # except once for offline_access.
+    first_party: bool = False
+    # Put auth_time in every ID token, not only when max_age was sent (OIDC
+    # Dynamic Client Registration 2).
+    require_auth_time: bool = False
 
     def __post_init__(self) -> None:
         # JSON gives lists, so convert them to keep the dataclass hashable and frozen.
@@ -263,6 +269,8 @@ class Client:
             "scope": list(self.scope),
             "name": self.name,
             "created_at": self.created_at,
+            "first_party": self.first_party,
+            "require_auth_time": self.require_auth_time,
         }
 
     @classmethod
@@ -276,6 +284,8 @@ class Client:
             scope=tuple(data["scope"]),
             name=data.get("name", ""),
             created_at=int(data.get("created_at", 0)),
+            first_party=bool(data.get("first_party", False)),
+            require_auth_time=bool(data.get("require_auth_time", False)),
         )
 
     def to_json(self) -> str:

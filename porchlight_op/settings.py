@@ -212,6 +212,8 @@ class ClientSettings:
     secret: str | None = field(default=None, repr=False)
     scope: tuple[str, ...] = DEFAULT_SCOPE
     name: str = ""
+    first_party: bool = False
+    require_auth_time: bool = False
 
     def __post_init__(self) -> None:
         client_id = _check_str("clients", self.client_id)
@@ -241,6 +243,8 @@ class ClientSettings:
 
         object.__setattr__(self, "scope", _parse_scope(f"{prefix}.scope", self.scope))
         _check_str(f"{prefix}.name", self.name)
+        _check_bool(f"{prefix}.first_party", self.first_party)
+        _check_bool(f"{prefix}.require_auth_time", self.require_auth_time)
 
     def _validate_secret(self, prefix: str) -> None:
         key = f"{prefix}.secret"
@@ -266,7 +270,15 @@ class ClientSettings:
         return self.auth_method == "none"
 
 
-_CLIENT_KEYS = ("redirect_uris", "auth_method", "secret", "scope", "name")
+_CLIENT_KEYS = (
+    "redirect_uris",
+    "auth_method",
+    "secret",
+    "scope",
+    "name",
+    "first_party",
+    "require_auth_time",
+)
 
 
 def _parse_client(client_id: str, table: object) -> ClientSettings:
@@ -296,6 +308,8 @@ def _parse_client(client_id: str, table: object) -> ClientSettings:
         secret=table.get("secret"),
         scope=table.get("scope", DEFAULT_SCOPE),
         name=table.get("name", ""),
+        first_party=table.get("first_party", False),
+        require_auth_time=table.get("require_auth_time", False),
     )
 
 
@@ -327,6 +341,7 @@ _LIFETIMES = (
     "session_max_age",
     "pending_request_lifetime",
     "claims_cache_ttl",
+    "consent_lifetime",
 )
 
 
@@ -363,6 +378,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     log_level: str = "INFO"
     clients: Mapping[str, ClientSettings] = field(default_factory=dict)
+    consent_lifetime: int = 31536000  # 365 days
 
     def __post_init__(self) -> None:
         self._check_types()

@@ -186,7 +186,7 @@ def build_conf(settings: Settings, secrets: ServerSecrets) -> dict[str, Any]:
                 }
             },
             "id_token": {
-                "class": "idpyoidc.server.token.id_token.IDToken",
+                "class": "porchlight_op.oidc.id_token.AuthnClaimsIDToken",
                 "kwargs": {"lifetime": settings.id_token_lifetime},
             },
         },

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,15 +25,16 @@ from ..models import Client, User
 from ..settings import Settings
 from ..store.clients import ClientStore
 from . import clients as client_rules
+from . import request_rules
 from .claims import ClaimsCache
 from .config import SCOPES
 from .context import authenticated_client
+from .hints import hinted_subject
+from .request_rules import CODE_VERIFIER
 from .state import StateRunner
 
 logger = logging.getLogger(OIDC)
 
-# RFC 7636 4.1: 43 to 128 characters from the unreserved set.
-CODE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 ACR_PASSWORD = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105 - an ACR name
 CLAIMS_SUPPORTED = [
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash",
@@ -43,11 +43,6 @@ CLAIMS_SUPPORTED = [
     "gender", "birthdate", "zoneinfo", "locale", "phone_number",
     "phone_number_verified", "address", "updated_at",
 ]  # fmt: skip
-UNSUPPORTED_PARAMETERS = {
-    "request": errors.RequestNotSupported,
-    "request_uri": errors.RequestUriNotSupported,
-    "registration": errors.OAuthError,
-}
 
 
 @dataclass(frozen=True)
@@ -67,6 +62,8 @@ class AuthorizationRequest:
     redirect_uri: str
     params: Mapping[str, str]
     message: Message
+    # The sub of a verified id_token_hint, when the request had one.
+    hinted_sub: str | None = None
 
     @property
     def state(self) -> str | None:
@@ -138,57 +135,21 @@ class Provider:
 
         try:
             self._check_request(client, params)
+            hinted_sub = self._hinted_subject(params)
             message = self._parse_with_idpyoidc(client, redirect_uri, params)
         except errors.OAuthError as error:
             raise AuthorizationError(placeholder, error) from None
-        return AuthorizationRequest(client, redirect_uri, params, message)
+        return AuthorizationRequest(client, redirect_uri, params, message, hinted_sub)
 
     def _check_request(self, client: Client, params: Mapping[str, str]) -> None:
-        for name, error in UNSUPPORTED_PARAMETERS.items():
-            if name in params:
-                raise error(f"the {name} parameter is not supported")
-        response_type = params.get("response_type")
-        if not response_type:
-            raise errors.InvalidRequest("response_type is missing")
-        if response_type != "code":
-            raise errors.UnsupportedResponseType("only response_type=code is supported")
-        if params.get("response_mode", "query") != "query":
-            raise errors.InvalidRequest("only response_mode=query is supported")
+        for rule in request_rules.RULES:
+            rule(client, params)
 
-        scopes = params.get("scope", "").split()
-        if "openid" not in scopes:
-            raise errors.InvalidScope("the openid scope is required")
-        if "openid" not in client.scope:
-            raise errors.InvalidScope("the client may not request openid")
-
-        challenge = params.get("code_challenge")
-        method = params.get("code_challenge_method")
-        if challenge is None:
-            if client.is_public:
-                raise errors.InvalidRequest("public clients must use PKCE (S256)")
-            if method is not None:
-                raise errors.InvalidRequest(
-                    "code_challenge_method without code_challenge"
-                )
-        elif method != "S256":
-            raise errors.InvalidRequest("code_challenge_method must be S256")
-        elif not CODE_VERIFIER.fullmatch(challenge) or len(challenge) != 43:
-            raise errors.InvalidRequest("code_challenge is not a S256 challenge")
-
-        if "max_age" in params and not params["max_age"].isdigit():
-            raise errors.InvalidRequest("max_age must be a non-negative integer")
-        if not set(params.get("prompt", "").split()) <= {
-            "none",
-            "login",
-            "consent",
-            "select_account",
-        }:
-            raise errors.InvalidRequest("unknown prompt value")
-        if (
-            "none" in params.get("prompt", "").split()
-            and len(params["prompt"].split()) > 1
-        ):
-            raise errors.InvalidRequest("prompt=none cannot be combined")
+    def _hinted_subject(self, params: Mapping[str, str]) -> str | None:
+        hint = params.get("id_token_hint")
+        if hint is None:
+            return None
+        return hinted_subject(hint, self.server.keyjar, self.issuer)
 
     def _parse_with_idpyoidc(
         self, client: Client, redirect_uri: str, params: Mapping[str, str]
@@ -223,6 +184,8 @@ class Provider:
             # tokens bound the session here, so let it outlive them all.
             valid_until=login.auth_time + self._longest_token_lifetime(),
         )
+        # Read back by AuthnClaimsIDToken (oidc/id_token.py) for the amr claim.
+        authn_event["amr"] = list(login.amr)
 
         def call() -> dict[str, Any]:
             with self._client_db(client, request.redirect_uri):
@@ -479,6 +442,7 @@ class Provider:
             ],
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": CLAIMS_SUPPORTED,
+            "acr_values_supported": [ACR_PASSWORD],
             "claim_types_supported": ["normal"],
             "prompt_values_supported": ["none", "login", "consent", "select_account"],
             "authorization_response_iss_parameter_supported": True,

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from ..oidc.provider import Provider
     from ..settings import Settings
     from ..store.connection import RedisClient
+    from ..store.consent import ConsentStore
     from ..store.pending import PendingRequests
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -18,5 +19,6 @@ REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
 PROVIDER: web.AppKey[Provider] = web.AppKey("provider")
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
 PENDING: web.AppKey[PendingRequests] = web.AppKey("pending")
+CONSENTS: web.AppKey[ConsentStore] = web.AppKey("consents")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

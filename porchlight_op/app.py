@@ -28,6 +28,7 @@ from .settings import Settings
 from .store import keys
 from .store.clients import ClientStore
 from .store.connection import RedisClient
+from .store.consent import ConsentStore
 from .store.keyring import KeyringStore, retention_for
 from .store.login_sessions import LoginSessionGrants
 from .store.pending import PendingRequests
@@ -35,8 +36,16 @@ from .store.secrets import SecretStore
 from .store.sessions import SessionStore
 from .store.token_records import TokenRecords
 from .store.users import UserStore
-from .web import cors, middlewares
-from .web.keys import ACCOUNTS, PENDING, PROVIDER, REDIS, SETTINGS, THROTTLE
+from .web import cors, i18n, middlewares
+from .web.keys import (
+    ACCOUNTS,
+    CONSENTS,
+    PENDING,
+    PROVIDER,
+    REDIS,
+    SETTINGS,
+    THROTTLE,
+)
 from .web.logout import logout_context
 from .web.proxies import forwarded_headers, parse_networks
 from .web.routes import setup_routes
@@ -72,11 +81,13 @@ def create_app(settings: Settings, client: RedisClient) -> web.Application:
     app[SETTINGS] = settings
     app[REDIS] = client
     app[THROTTLE] = LoginThrottle(client, settings)
-    aiohttp_jinja2.setup(
+    environment = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(["html"]),
+        context_processors=[aiohttp_jinja2.request_processor],
     )
+    i18n.setup_i18n(environment)
     aiohttp_session.setup(app, _session_storage(settings, client))
     app.cleanup_ctx.append(_provider_context)
     app.cleanup_ctx.append(_keyring_context)
@@ -127,6 +138,7 @@ async def _provider_context(app: web.Application) -> AsyncIterator[None]:
     )
     app[ACCOUNTS] = Accounts(client, settings, on_change=claims.invalidate)
     app[PENDING] = PendingRequests(client)
+    app[CONSENTS] = ConsentStore(client, settings.consent_lifetime)
     yield
 
 
@@ -175,6 +187,8 @@ async def _store_configured_clients(settings: Settings, client: RedisClient) -> 
                 jwks=item.jwks,
                 jwks_uri=item.jwks_uri,
                 access_token_format=item.access_token_format,
+                first_party=item.first_party,
+                require_auth_time=item.require_auth_time,
             )
         )
     listed = set(settings.clients)

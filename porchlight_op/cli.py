@@ -302,6 +302,8 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         ),
         jwks_uri=args.jwks_uri,
         access_token_format=args.access_token_format,
+        first_party=args.first_party,
+        require_auth_time=args.require_auth_time,
     )
     if spec.client_id in settings.clients:
         raise CommandError(
@@ -322,6 +324,8 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         jwks=spec.jwks,
         jwks_uri=spec.jwks_uri,
         access_token_format=spec.access_token_format,
+        first_party=spec.first_party,
+        require_auth_time=spec.require_auth_time,
     )
 
     async def add(client: RedisClient) -> None:
@@ -655,6 +659,17 @@ def _add_client_commands(commands: Any, common: argparse.ArgumentParser) -> None
     add.add_argument("--name", metavar="N", default="", help="display name")
     _add_logout_arguments(add)
     _add_token_options(add)
+    add.add_argument(
+        "--first-party",
+        action="store_true",
+        help="skip the consent page for this client (offline_access is still "
+        "asked once)",
+    )
+    add.add_argument(
+        "--require-auth-time",
+        action="store_true",
+        help="always put auth_time in this client's ID tokens",
+    )
     add.set_defaults(handler=cmd_client_add)
 
     listing = actions.add_parser("list", parents=[common], help="list clients")

@@ -115,6 +115,10 @@ class RequestUriNotSupported(OAuthError):
     error = "request_uri_not_supported"
 
 
+class RegistrationNotSupported(OAuthError):
+    error = "registration_not_supported"
+
+
 class ServerError(OAuthError):
     error = "server_error"
     status = 500

@@ -246,6 +246,12 @@ class Client:
     jwks: Mapping[str, Any] | None = None
     jwks_uri: str | None = None
     access_token_format: str = "jwt"  # noqa: S105 - jwt (RFC 9068) or opaque
+    # A client run by the OP's operator: its users are not asked for consent,
+    # except once for offline_access.
+    first_party: bool = False
+    # Put auth_time in every ID token, not only when max_age was sent (OIDC
+    # Dynamic Client Registration 2).
+    require_auth_time: bool = False
 
     def __post_init__(self) -> None:
         # JSON gives lists, so convert them to keep the dataclass hashable and frozen.
@@ -339,6 +345,8 @@ class Client:
             "jwks": dict(self.jwks) if self.jwks is not None else None,
             "jwks_uri": self.jwks_uri,
             "access_token_format": self.access_token_format,
+            "first_party": self.first_party,
+            "require_auth_time": self.require_auth_time,
         }
 
     @classmethod
@@ -363,6 +371,8 @@ class Client:
             jwks=data.get("jwks"),
             jwks_uri=data.get("jwks_uri"),
             access_token_format=data.get("access_token_format", "jwt"),
+            first_party=bool(data.get("first_party", False)),
+            require_auth_time=bool(data.get("require_auth_time", False)),
         )
 
     def to_json(self) -> str:

@@ -258,6 +258,8 @@ class ClientSettings:
     jwks: Mapping[str, Any] | None = None  # read from the TOML key jwks_file
     jwks_uri: str | None = None
     access_token_format: str = "jwt"  # noqa: S105 - a format name
+    first_party: bool = False
+    require_auth_time: bool = False
 
     def __post_init__(self) -> None:
         client_id = _check_str("clients", self.client_id)
@@ -288,6 +290,8 @@ class ClientSettings:
 
         object.__setattr__(self, "scope", _parse_scope(f"{prefix}.scope", self.scope))
         _check_str(f"{prefix}.name", self.name)
+        _check_bool(f"{prefix}.first_party", self.first_party)
+        _check_bool(f"{prefix}.require_auth_time", self.require_auth_time)
         self._validate_logout(prefix)
 
     def _validate_logout(self, prefix: str) -> None:
@@ -382,6 +386,8 @@ _CLIENT_KEYS = (
     "jwks_file",
     "jwks_uri",
     "access_token_format",
+    "first_party",
+    "require_auth_time",
 )
 
 
@@ -440,6 +446,8 @@ def _parse_client(client_id: str, table: object) -> ClientSettings:
         ),
         jwks_uri=table.get("jwks_uri"),
         access_token_format=table.get("access_token_format", "jwt"),
+        first_party=table.get("first_party", False),
+        require_auth_time=table.get("require_auth_time", False),
     )
 
 
@@ -471,6 +479,7 @@ _LIFETIMES = (
     "session_max_age",
     "pending_request_lifetime",
     "claims_cache_ttl",
+    "consent_lifetime",
 )
 
 
@@ -516,6 +525,7 @@ class Settings:
     login_slowdown_after: int = 3
     login_max_delay: float = 2.0
     backchannel_logout_timeout: float = 5.0  # per delivery attempt
+    consent_lifetime: int = 31536000  # 365 days
 
     def __post_init__(self) -> None:
         self._check_types()

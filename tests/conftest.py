@@ -111,14 +111,19 @@ class OP:
         secret: str | None = "s3cret-value",
         redirect_uris: tuple[str, ...] = (REDIRECT_URI,),
         scope: tuple[str, ...] = ("openid", "profile", "email", "offline_access"),
+        first_party: bool = True,
+        require_auth_time: bool = False,
         post_logout_redirect_uris: tuple[str, ...] = (),
     ) -> Client:
+        """Register a client, first-party unless first_party=False is given."""
         client = Client(
             client_id=client_id,
             redirect_uris=redirect_uris,
             auth_method=auth_method,
             secret=None if auth_method == "none" else secret,
             scope=scope,
+            first_party=first_party,
+            require_auth_time=require_auth_time,
             post_logout_redirect_uris=post_logout_redirect_uris,
         )
         await ClientStore(self.redis).put(client)

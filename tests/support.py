@@ -86,22 +86,43 @@ class Browser:
         return response
 
     async def authorize(
-        self, url: str, username: str, password: str
+        self, url: str, username: str, password: str, consent: bool = True
     ) -> aiohttp.ClientResponse:
         """Start at the authorization URL, log in when asked; return the last reply.
 
+        With `consent`, the browser submits allow on the consent page if it appears.
         That reply is the OP's redirect to the client, or the page it stopped on.
         """
         response = await self.get(url)
         if response.status != 302:
             return response
         location = response.headers["Location"]
-        if not location.startswith("/login"):
+        if location.startswith("/login"):
+            page = await self.get(self.base + location)
+            form = hidden_inputs(await page.text())
+            form.update({"username": username, "password": password})
+            response = await self.post_form(self.base + "/login", form)
+        if consent:
+            response = await self.allow_consent(response)
+        return response
+
+    async def allow_consent(
+        self, response: aiohttp.ClientResponse
+    ) -> aiohttp.ClientResponse:
+        """Submit allow on the consent page, if `response` redirects to it."""
+        return await self.answer_consent(response, "allow")
+
+    async def answer_consent(
+        self, response: aiohttp.ClientResponse, decision: str
+    ) -> aiohttp.ClientResponse:
+        """Post `decision` on the consent page, if `response` redirects to it."""
+        location = response.headers.get("Location", "")
+        if response.status != 302 or not location.startswith("/consent"):
             return response
         page = await self.get(self.base + location)
         form = hidden_inputs(await page.text())
-        form.update({"username": username, "password": password})
-        return await self.post_form(self.base + "/login", form)
+        form["decision"] = decision
+        return await self.post_form(self.base + "/consent", form)
 
 
 @dataclass

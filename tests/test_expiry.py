@@ -18,6 +18,7 @@ SHORT = {
     "refresh_token_lifetime": 3,
     "pending_request_lifetime": 2,
     "claims_cache_ttl": 2,
+    "consent_lifetime": 3,
     "session_idle_timeout": 3,
     "session_max_age": 3,
 }

@@ -29,6 +29,9 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 from servers import ServerProcess, base_environ, porchlight_executable, tail
 from support import REDIRECT_URI, Browser, RelyingParty, free_port, hidden_inputs
 
+from porchlight_op.settings import DEFAULT_SCOPE
+from porchlight_op.store.consent import ConsentStore
+
 REPO = Path(__file__).resolve().parent.parent
 PROVISION_SCRIPT = REPO / "deploy" / "provision.sh"
 CLIENT_ID = "rp-behind-nginx"
@@ -288,7 +291,10 @@ async def stack(redis, redis_server, start_server, start_nginx) -> Stack:
         for _ in range(REPLICAS)
     ]
     nginx = start_nginx(lb_port, [replica.port for replica in replicas])
-    return Stack(nginx, replicas, user_sub(redis_server))
+    sub = user_sub(redis_server)
+    # The user consented before, so each flow has the same steps as without consent.
+    await ConsentStore(redis, 3600).grant(sub, CLIENT_ID, DEFAULT_SCOPE)
+    return Stack(nginx, replicas, sub)
 
 
 # -- one code flow, noting the replica of each step --

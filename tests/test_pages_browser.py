@@ -28,6 +28,7 @@ from porchlight_op.app import create_app
 from porchlight_op.models import Client
 from porchlight_op.settings import load_settings
 from porchlight_op.store import keys
+from porchlight_op.web.consent import SCOPE_DESCRIPTIONS
 
 REQUIRED = os.environ.get("PORCHLIGHT_BROWSER_TESTS") == "required"
 CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/lib/chromium-browser/chromium")
@@ -81,6 +82,9 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 10_000  # for every Playwright wait; generous for a loaded machine
 PASSWORD = "correct horse battery"
+# Scopes a first-party client receives without the consent page, which
+# offline_access would bring up.
+LOGIN_SCOPE = "openid profile email"
 LOGOUT_URI = "http://127.0.0.1:9000/logged-out"
 ERROR_PAGE = "chrome-error://"
 CSP_MESSAGE = re.compile(r"content.security.policy", re.IGNORECASE)
@@ -198,8 +202,10 @@ async def follow_to(page: Page, prefix: str, action: Action) -> str:
     return request.url
 
 
-async def open_login_form(page: Page, rp: RelyingParty) -> None:
-    await page.goto(rp.authorization_url())
+async def open_login_form(
+    page: Page, rp: RelyingParty, scope: str = LOGIN_SCOPE
+) -> None:
+    await page.goto(rp.authorization_url(scope))
     await expect(page).to_have_url(re.compile(r"/login\b"), timeout=TIMEOUT_MS)
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible(
         timeout=TIMEOUT_MS
@@ -331,7 +337,7 @@ async def test_signed_in_browser_skips_login(op, rp, new_context):
     page, _ = await open_page(await new_context())
     await sign_in(page, rp)
 
-    url = rp.authorization_url()
+    url = rp.authorization_url(LOGIN_SCOPE)
     location = await follow_to(page, REDIRECT_URI, lambda: page.goto(url))
 
     await assert_code_redeems(rp, op, location)
@@ -396,3 +402,72 @@ async def test_csp_violation_is_detected(op, rp, new_context):
     await page.wait_for_timeout(200)
 
     assert violations
+
+
+# -- consent, for a client that is not first-party --
+
+CONSENT_SCOPES = ("openid", "profile", "email", "offline_access")
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def third_party(op: OP, client: Client) -> RelyingParty:
+    registered = await op.add_client("tp", first_party=False, scope=CONSENT_SCOPES)
+    relying_party = op.rp(registered)
+    await relying_party.discover()
+    return relying_party
+
+
+async def open_consent_page(page: Page, rp: RelyingParty) -> None:
+    await open_login_form(page, rp, " ".join(CONSENT_SCOPES))
+    await fill_login_form(page, PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(re.compile(r"/consent\b"), timeout=TIMEOUT_MS)
+    await expect(page.get_by_role("heading", name="Allow access")).to_be_visible(
+        timeout=TIMEOUT_MS
+    )
+
+
+async def test_consent_lists_scopes_in_words(op, third_party, new_context):
+    page, _ = await open_page(await new_context())
+
+    await open_consent_page(page, third_party)
+
+    items = page.get_by_role("list").get_by_role("listitem")
+    texts = [text.strip() for text in await items.all_inner_texts()]
+    assert texts == [SCOPE_DESCRIPTIONS[scope] for scope in CONSENT_SCOPES]
+    for scope in CONSENT_SCOPES:
+        assert scope not in texts
+
+
+async def test_consent_allow_by_keyboard(op, third_party, new_context):
+    page, _ = await open_page(await new_context())
+    await open_consent_page(page, third_party)
+
+    allow = page.get_by_role("button", name="Allow")
+    await expect(allow).to_be_focused(timeout=TIMEOUT_MS)
+    location = await follow_to(page, REDIRECT_URI, lambda: page.keyboard.press("Enter"))
+
+    await assert_code_redeems(third_party, op, location)
+
+
+async def test_consent_allow_without_javascript(op, third_party, new_context):
+    page, _ = await open_page(await new_context(java_script_enabled=False))
+    await open_consent_page(page, third_party)
+
+    allow = page.get_by_role("button", name="Allow")
+    location = await follow_to(page, REDIRECT_URI, allow.click)
+
+    await assert_code_redeems(third_party, op, location)
+
+
+async def test_consent_deny_returns_access_denied(op, third_party, new_context):
+    page, _ = await open_page(await new_context())
+    await open_consent_page(page, third_party)
+
+    deny = page.get_by_role("button", name="Deny")
+    location = await follow_to(page, REDIRECT_URI, deny.click)
+
+    params = query_of(location)
+    assert params["error"] == "access_denied"
+    assert params["state"] == third_party.state
+    assert "code" not in params

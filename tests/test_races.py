@@ -17,8 +17,9 @@ from support import REDIRECT_URI, Browser, RelyingParty, basic_auth, query_of
 
 from porchlight_op.accounts.service import Accounts
 from porchlight_op.models import Client
-from porchlight_op.settings import load_settings
+from porchlight_op.settings import DEFAULT_SCOPE, load_settings
 from porchlight_op.store.clients import ClientStore
+from porchlight_op.store.consent import ConsentStore
 
 ROUNDS = 50
 RACERS = 10
@@ -43,6 +44,9 @@ async def cluster(redis, redis_server, start_server):
         )
     accounts = Accounts(redis, load_settings(environ={}, overrides=ARGON2))
     user = await accounts.create_user("racer", "correct horse battery", {"name": "R"})
+    # The racer consented to both clients before, so no consent page interrupts.
+    for client_id in ("rp-a", "rp-b"):
+        await ConsentStore(redis, 3600).grant(user.sub, client_id, DEFAULT_SCOPE)
 
     first = start_server(redis_server, wait=False)
     servers = [first] + [

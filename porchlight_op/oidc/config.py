@@ -186,7 +186,7 @@ def build_conf(settings: Settings, secrets: ServerSecrets) -> dict[str, Any]:
                 }
             },
             "id_token": {
-                "class": "porchlight_op.oidc.id_token.SessionIDToken",
+                "class": "porchlight_op.oidc.id_token.PorchlightIDToken",
                 "kwargs": {"lifetime": settings.id_token_lifetime},
             },
         },

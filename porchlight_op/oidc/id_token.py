@@ -1,8 +1,11 @@
-"""ID tokens whose `sid` claim is the browser login session id.
+"""ID token claims that idpyoidc 5.0 gets wrong or leaves out.
 
-idpyoidc 5.0 puts its own encrypted grant path in `sid`. Back-Channel Logout
-1.0 section 2.1 wants the OP session there, the same value that logout tokens
-carry, so the login session id travels in the grant's authentication event.
+- `sid` is the browser's login session id, the value logout tokens carry
+  (Back-Channel Logout 1.0 section 2.1); idpyoidc puts its own encrypted
+  grant path there. The id travels in the grant's authentication event.
+- `auth_time` only when the request had max_age or the client registered
+  require_auth_time (OIDC Core 2, 3.1.2.1); idpyoidc always copies it.
+- `amr` from the login, which idpyoidc does not add.
 """
 
 from __future__ import annotations
@@ -15,16 +18,27 @@ from idpyoidc.server.token.id_token import IDToken
 LOGIN_SESSION_FIELD = "porchlight_sid"
 
 
-class SessionIDToken(IDToken):  # type: ignore[misc]
-    """idpyoidc's IDToken with `sid` replaced by the login session id, or left out."""
+class PorchlightIDToken(IDToken):  # type: ignore[misc]
+    """idpyoidc's IDToken with sid, auth_time and amr set as described above."""
 
     def payload(self, session_id: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         claims: dict[str, Any] = super().payload(session_id, *args, **kwargs)
+        context = self.upstream_get("context")
+        info = context.session_manager.get_session_info(session_id, grant=True)
+        grant = info["grant"]
+        event = grant.authentication_event or {}
+
         claims.pop("sid", None)
-        manager = self.upstream_get("context").session_manager
-        grant = manager.get_session_info(session_id, grant=True)["grant"]
-        event = grant.authentication_event
-        login_session = event.get(LOGIN_SESSION_FIELD) if event else None
+        login_session = event.get(LOGIN_SESSION_FIELD)
         if login_session:
             claims["sid"] = login_session
+
+        client = context.cdb.get(info["client_id"], {})
+        request = grant.authorization_request or {}
+        if "max_age" not in request and not client.get("require_auth_time"):
+            claims.pop("auth_time", None)
+
+        amr = event.get("amr")
+        if amr:
+            claims["amr"] = list(amr)
         return claims

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,21 +29,20 @@ from ..store.clients import ClientStore
 from ..store.login_sessions import LoginSessionGrants, SessionGrant
 from ..store.token_records import TokenRecords
 from . import clients as client_rules
+from . import request_rules
 from . import userinfo as userinfo_rules
 from .claims import ClaimsCache
 from .client_assertions import ASYMMETRIC_ALGS, SYMMETRIC_ALGS, AssertionVerifier
 from .config import SCOPES
 from .context import authenticated_client
+from .hints import hinted_subject
 from .id_token import LOGIN_SESSION_FIELD
+from .request_rules import CODE_VERIFIER
 from .state import StateRunner
 from .token_management import TokenService
 
 logger = logging.getLogger(OIDC)
 
-# RFC 7636 4.1: 43 to 128 characters from the unreserved set.
-CODE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
-# Seconds, ASCII digits only; ten digits exceed any sensible age.
-MAX_AGE = re.compile(r"[0-9]{1,10}")
 ACR_PASSWORD = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105 - an ACR name
 CLAIMS_SUPPORTED = [
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash",
@@ -61,11 +59,6 @@ CONFIDENTIAL_AUTH_METHODS = [
 ]
 TOKEN_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 ASSERTION_ALGS = [*ASYMMETRIC_ALGS, *SYMMETRIC_ALGS]
-UNSUPPORTED_PARAMETERS = {
-    "request": errors.RequestNotSupported,
-    "request_uri": errors.RequestUriNotSupported,
-    "registration": errors.OAuthError,
-}
 
 
 @dataclass(frozen=True)
@@ -86,6 +79,8 @@ class AuthorizationRequest:
     redirect_uri: str
     params: Mapping[str, str]
     message: Message
+    # The sub of a verified id_token_hint, when the request had one.
+    hinted_sub: str | None = None
 
     @property
     def state(self) -> str | None:
@@ -164,57 +159,21 @@ class Provider:
 
         try:
             self._check_request(client, params)
+            hinted_sub = self._hinted_subject(params)
             message = self._parse_with_idpyoidc(client, redirect_uri, params)
         except errors.OAuthError as error:
             raise AuthorizationError(placeholder, error) from None
-        return AuthorizationRequest(client, redirect_uri, params, message)
+        return AuthorizationRequest(client, redirect_uri, params, message, hinted_sub)
 
     def _check_request(self, client: Client, params: Mapping[str, str]) -> None:
-        for name, error in UNSUPPORTED_PARAMETERS.items():
-            if name in params:
-                raise error(f"the {name} parameter is not supported")
-        response_type = params.get("response_type")
-        if not response_type:
-            raise errors.InvalidRequest("response_type is missing")
-        if response_type != "code":
-            raise errors.UnsupportedResponseType("only response_type=code is supported")
-        if params.get("response_mode", "query") != "query":
-            raise errors.InvalidRequest("only response_mode=query is supported")
+        for rule in request_rules.RULES:
+            rule(client, params)
 
-        scopes = params.get("scope", "").split()
-        if "openid" not in scopes:
-            raise errors.InvalidScope("the openid scope is required")
-        if "openid" not in client.scope:
-            raise errors.InvalidScope("the client may not request openid")
-
-        challenge = params.get("code_challenge")
-        method = params.get("code_challenge_method")
-        if challenge is None:
-            if client.is_public:
-                raise errors.InvalidRequest("public clients must use PKCE (S256)")
-            if method is not None:
-                raise errors.InvalidRequest(
-                    "code_challenge_method without code_challenge"
-                )
-        elif method != "S256":
-            raise errors.InvalidRequest("code_challenge_method must be S256")
-        elif not CODE_VERIFIER.fullmatch(challenge) or len(challenge) != 43:
-            raise errors.InvalidRequest("code_challenge is not a S256 challenge")
-
-        if "max_age" in params and not MAX_AGE.fullmatch(params["max_age"]):
-            raise errors.InvalidRequest("max_age must be a non-negative integer")
-        if not set(params.get("prompt", "").split()) <= {
-            "none",
-            "login",
-            "consent",
-            "select_account",
-        }:
-            raise errors.InvalidRequest("unknown prompt value")
-        if (
-            "none" in params.get("prompt", "").split()
-            and len(params["prompt"].split()) > 1
-        ):
-            raise errors.InvalidRequest("prompt=none cannot be combined")
+    def _hinted_subject(self, params: Mapping[str, str]) -> str | None:
+        hint = params.get("id_token_hint")
+        if hint is None:
+            return None
+        return hinted_subject(hint, self.server.keyjar, self.issuer)
 
     def _parse_with_idpyoidc(
         self, client: Client, redirect_uri: str, params: Mapping[str, str]
@@ -256,6 +215,8 @@ class Provider:
         if login.sid:
             authn_event[LOGIN_SESSION_FIELD] = login.sid
         issued_session = ""
+        # Read back by AuthnClaimsIDToken (oidc/id_token.py) for the amr claim.
+        authn_event["amr"] = list(login.amr)
 
         def call() -> dict[str, Any]:
             nonlocal issued_session
@@ -562,6 +523,7 @@ class Provider:
             "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": CLAIMS_SUPPORTED,
+            "acr_values_supported": [ACR_PASSWORD],
             "claim_types_supported": ["normal"],
             "prompt_values_supported": ["none", "login", "consent", "select_account"],
             "authorization_response_iss_parameter_supported": True,

@@ -6,8 +6,9 @@ may touch several of them (for example the user record and its claims cache).
 Keys with different hash tags, or none, may land on different nodes: touch them
 with separate commands, never with one multi-key command or one MULTI.
 
-Pending requests expire after Settings.pending_request_lifetime and cached
-claims after Settings.claims_cache_ttl. Login failure counters expire after
+Pending requests expire after Settings.pending_request_lifetime, cached
+claims after Settings.claims_cache_ttl, and a user's consent to a client after
+Settings.consent_lifetime. Login failure counters expire after
 Settings.login_failure_window, or Settings.login_lockout once they lock. The
 keyring lives until a rotation removes its expired keys. The fixed lifetimes
 are below.
@@ -45,6 +46,11 @@ def claims(sub: str) -> str:
 def session_prefix(sub: str) -> str:
     """Prefix of a user's login and grant session keys, in the slot of user(sub)."""
     return f"{PREFIX}:{_user_tag(sub)}:s:"
+
+
+def consent(sub: str, client_id: str) -> str:
+    """Key of the set of scopes a user granted a client, in the slot of user(sub)."""
+    return f"{PREFIX}:{_user_tag(sub)}:consent:{client_id}"
 
 
 def username(normalized: str) -> str:

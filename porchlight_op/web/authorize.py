@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -12,8 +14,10 @@ from aiohttp import web
 from .. import errors
 from ..accounts.throttle import lock_message
 from ..log import WEB, security_event
-from ..oidc.provider import Authentication, AuthorizationError, AuthorizationRequest
+from ..oidc.provider import AuthorizationError, AuthorizationRequest
+from . import consent
 from . import params as parsing
+from .i18n import UI_LOCALES
 from .keys import ACCOUNTS, PENDING, PROVIDER, REQUEST_ID, SETTINGS, THROTTLE
 from .login_session import Login, check_csrf, csrf_token, current_login, start_login
 from .middlewares import NO_STORE
@@ -32,6 +36,7 @@ async def authorization(request: web.Request) -> web.StreamResponse:
         # The error goes to the redirect_uri only if that checks out.
         failure = await provider.reject(exc.params, errors.InvalidRequest(exc.problem))
         raise web.HTTPFound(provider.error_redirect(failure)) from None
+    _set_ui_locales(request, params)
 
     try:
         auth_request = await provider.authorization_request(params)
@@ -49,16 +54,30 @@ async def _read_params(request: web.Request) -> dict[str, str]:
 async def _continue(
     request: web.Request, auth_request: AuthorizationRequest
 ) -> web.StreamResponse:
-    """Issue a code for a live login, or park the request and show the form."""
-    provider = request.app[PROVIDER]
+    """Use a live login that satisfies the request, or ask the user to log in."""
     login = await _usable_login(request, auth_request)
-    if login is not None:
-        location = await provider.issue_code(
-            auth_request,
-            Authentication(login.sub, login.auth_time, login.amr, login.sid),
-        )
-        raise web.HTTPFound(location)
+    if login is None:
+        return await _ask_login(request, auth_request)
+    return await _after_login(request, auth_request, login)
 
+
+async def _after_login(
+    request: web.Request, auth_request: AuthorizationRequest, login: Login
+) -> web.StreamResponse:
+    """Ask for consent when the request needs it, else issue the code."""
+    if await consent.consent_needed(request, auth_request, login.sub):
+        if "none" in auth_request.prompt:
+            raise AuthorizationError(
+                auth_request, errors.ConsentRequired("consent required")
+            )
+        return await consent.ask_consent(request, auth_request, login.sub)
+    return await consent.issue_code(request, auth_request, login)
+
+
+async def _ask_login(
+    request: web.Request, auth_request: AuthorizationRequest
+) -> web.StreamResponse:
+    """Park the request and show the login form; prompt=none forbids the form."""
     if "none" in auth_request.prompt:
         raise AuthorizationError(auth_request, errors.LoginRequired("login required"))
 
@@ -72,19 +91,36 @@ async def _continue(
 async def _usable_login(
     request: web.Request, auth_request: AuthorizationRequest
 ) -> Login | None:
-    """The browser's login if it satisfies prompt and max_age (OIDC Core 3.1.2.1)."""
+    """Return the browser's login if the request accepts it (OIDC Core 3.1.2.1)."""
     login = await current_login(request)
     if login is None:
         return None
-    if "login" in auth_request.prompt:
+    if _login_forced(auth_request):
         return None
-    max_age = auth_request.max_age
-    if max_age is not None and time.time() - login.auth_time > max_age:
+    if _login_too_old(login, auth_request):
+        return None
+    if _other_user_hinted(login, auth_request):
         return None
     user = await request.app[ACCOUNTS].get(login.sub)
     if user is None or user.disabled:
         return None
     return login
+
+
+def _login_forced(auth_request: AuthorizationRequest) -> bool:
+    # One account per browser session: select_account shows the login form,
+    # where the user may sign in as someone else.
+    return bool(auth_request.prompt & {"login", "select_account"})
+
+
+def _login_too_old(login: Login, auth_request: AuthorizationRequest) -> bool:
+    max_age = auth_request.max_age
+    return max_age is not None and time.time() - login.auth_time > max_age
+
+
+def _other_user_hinted(login: Login, auth_request: AuthorizationRequest) -> bool:
+    hinted = auth_request.hinted_sub
+    return hinted is not None and hinted != login.sub
 
 
 @aiohttp_jinja2.template("login.html")
@@ -97,6 +133,7 @@ async def login_page(request: web.Request) -> dict[str, object]:
         pending = await request.app[PENDING].get(request_id)
         if pending is None:
             raise _expired_request()
+        _set_ui_locales(request, pending)
     return {
         "csrf_token": await csrf_token(request),
         "request_id": request_id,
@@ -136,7 +173,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return await _login_again(request, request_id, username, error)
 
     await throttle.succeeded(username)
-    await start_login(request, user.sub, ("pwd",))
+    login = await start_login(request, user.sub, ("pwd",))
     security_event(
         "login", request_id=request[REQUEST_ID], sub=user.sub, remote=request.remote
     )
@@ -148,8 +185,10 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         raise _expired_request()
     provider = request.app[PROVIDER]
     try:
+        # The login just made satisfies prompt=login and max_age, so only
+        # consent is left to check.
         auth_request = await provider.authorization_request(params)
-        return await _continue(request, auth_request)
+        return await _after_login(request, auth_request, login)
     except AuthorizationError as failure:
         raise web.HTTPFound(provider.error_redirect(failure)) from None
 
@@ -157,6 +196,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 async def _login_again(
     request: web.Request, request_id: str, username: str, error: str = LOGIN_FAILED
 ) -> web.Response:
+    pending = await request.app[PENDING].get(request_id) if request_id else None
+    if pending is not None:
+        _set_ui_locales(request, pending)
     context = {
         "csrf_token": await csrf_token(request),
         "request_id": request_id,
@@ -166,6 +208,12 @@ async def _login_again(
     response = aiohttp_jinja2.render_template("login.html", request, context)
     response.headers.update(NO_STORE)
     return response
+
+
+def _set_ui_locales(request: web.Request, params: Mapping[str, Any]) -> None:
+    ui_locales = params.get("ui_locales")
+    if isinstance(ui_locales, str):
+        request[UI_LOCALES] = ui_locales
 
 
 def _expired_request() -> errors.UnverifiedClient:

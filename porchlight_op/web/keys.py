@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ..oidc.provider import Provider
     from ..settings import Settings
     from ..store.connection import RedisClient
+    from ..store.consent import ConsentStore
     from ..store.pending import PendingRequests
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -22,5 +23,6 @@ ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
 PENDING: web.AppKey[PendingRequests] = web.AppKey("pending")
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("throttle")
 LOGOUT: web.AppKey[Logout] = web.AppKey("logout")
+CONSENTS: web.AppKey[ConsentStore] = web.AppKey("consents")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

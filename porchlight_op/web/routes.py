@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, authorize, logout, pages, token_management
+from . import api, authorize, consent, logout, pages, token_management
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
@@ -18,6 +18,8 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     app.router.add_route("POST", "/authorization", authorize.authorization)
     app.router.add_get("/login", authorize.login_page)
     app.router.add_post("/login", authorize.login_submit)
+    app.router.add_get("/consent", consent.consent_page)
+    app.router.add_post("/consent", consent.consent_submit)
     app.router.add_post("/token", api.token)
     app.router.add_route("GET", "/userinfo", api.userinfo)
     app.router.add_route("POST", "/userinfo", api.userinfo)

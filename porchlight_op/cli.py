@@ -263,13 +263,28 @@ def _client_data(client: Any, source: str) -> dict[str, Any]:
         "secret": "set" if client.secret else "none",
         "redirect_uris": list(client.redirect_uris),
         "scope": " ".join(client.scope),
+        "grant_types": " ".join(client.grant_types),
+        "access_token_format": client.access_token_format,
+        "jwks": "set" if client.jwks else "none",
+        "jwks_uri": client.jwks_uri,
+        "first_party": client.first_party,
+        "require_auth_time": client.require_auth_time,
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "backchannel_logout_session_required": (
+            client.backchannel_logout_session_required
+        ),
         "source": source,
     }
 
 
 def _client_lines(data: Mapping[str, Any]) -> list[str]:
-    lines = [f"{key}: {value}" for key, value in data.items() if key != "redirect_uris"]
+    lists = ("redirect_uris", "post_logout_redirect_uris")
+    lines = [f"{key}: {value}" for key, value in data.items() if key not in lists]
     lines.extend(f"redirect_uri: {uri}" for uri in data["redirect_uris"])
+    lines.extend(
+        f"post_logout_redirect_uri: {uri}" for uri in data["post_logout_redirect_uris"]
+    )
     return lines
 
 

@@ -181,6 +181,15 @@ def test_client_add_json_and_show(
         "secret": "none",
         "redirect_uris": ["http://localhost:5173/cb", "http://127.0.0.1:5173/cb"],
         "scope": "openid email",
+        "grant_types": "authorization_code refresh_token",
+        "access_token_format": "jwt",
+        "jwks": "none",
+        "jwks_uri": None,
+        "first_party": False,
+        "require_auth_time": False,
+        "post_logout_redirect_uris": [],
+        "backchannel_logout_uri": None,
+        "backchannel_logout_session_required": False,
         "source": "store",
         "created_at": shown["created_at"],  # type: ignore[index]
     }

@@ -12,6 +12,7 @@ from test_processes import CLIENT_SECRET, PASSWORD, USERNAME, provision, relying
 
 from porchlight_op.accounts.service import Accounts
 from porchlight_op.settings import load_settings
+from porchlight_op.store.consent import ConsentStore
 
 # Expensive enough that the login is still hashing when SIGTERM arrives.
 SLOW_ARGON2 = {
@@ -36,6 +37,8 @@ async def test_sigterm_lets_login_in_flight_finish(redis, redis_server, start_se
     accounts = Accounts(redis, slow)
     user = await accounts.find(USERNAME)
     await accounts.set_password(user.sub, PASSWORD)
+    # Consent given earlier, so the login redirects straight to the client.
+    await ConsentStore(redis, 3600).grant(user.sub, client.client_id, client.scope)
     first = start_server(redis_server, env=SLOW_ARGON2)
     rp = await relying_party(first.issuer)
     route_to(rp, first)

@@ -113,6 +113,7 @@ class OP:
         scope: tuple[str, ...] = ("openid", "profile", "email", "offline_access"),
         first_party: bool = True,
         require_auth_time: bool = False,
+        post_logout_redirect_uris: tuple[str, ...] = (),
     ) -> Client:
         """Register a client, first-party unless first_party=False is given."""
         client = Client(
@@ -123,6 +124,7 @@ class OP:
             scope=scope,
             first_party=first_party,
             require_auth_time=require_auth_time,
+            post_logout_redirect_uris=post_logout_redirect_uris,
         )
         await ClientStore(self.redis).put(client)
         return client

@@ -4,7 +4,7 @@ The OP runs at http://localhost:<port> because Chromium treats localhost as a
 secure context. The relying party's redirect_uri and post_logout_redirect_uri
 point at a closed port on 127.0.0.1: the tests read the URL of the browser's
 request there, so no relying party runs. The module is skipped when Playwright or
-Chromium is missing, unless PORCHLIGHT_BROWSER_TESTS=required (set in CI), which
+Chromium is missing, unless REQUIRE_BROWSER_TESTS=required (set in CI), which
 turns the skip into a failure.
 """
 
@@ -30,13 +30,13 @@ from porchlight_op.settings import load_settings
 from porchlight_op.store import keys
 from porchlight_op.web.consent import SCOPE_DESCRIPTIONS
 
-REQUIRED = os.environ.get("PORCHLIGHT_BROWSER_TESTS") == "required"
+REQUIRED = os.environ.get("REQUIRE_BROWSER_TESTS") == "required"
 CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/lib/chromium-browser/chromium")
 
 
 def _skip_or_fail(reason: str) -> None:
     if REQUIRED:
-        pytest.fail(f"{reason} (PORCHLIGHT_BROWSER_TESTS=required)", pytrace=False)
+        pytest.fail(f"{reason} (REQUIRE_BROWSER_TESTS=required)", pytrace=False)
     pytest.skip(reason, allow_module_level=True)
 
 

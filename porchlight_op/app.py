@@ -17,7 +17,6 @@ from aiohttp import web
 from .accounts.service import Accounts
 from .accounts.throttle import LoginThrottle
 from .log import APP
-from .models import Client
 from .oidc.claims import ClaimsCache, user_claims
 from .oidc.config import build_server
 from .oidc.keyring import KeyringFollower, following
@@ -26,7 +25,7 @@ from .oidc.secrets import load_server_secrets, new_signing_jwks
 from .oidc.state import StateRunner
 from .settings import Settings
 from .store import keys
-from .store.clients import ClientStore
+from .store.clients import ClientStore, client_from_settings
 from .store.connection import RedisClient
 from .store.consent import ConsentStore
 from .store.keyring import KeyringStore, retention_for
@@ -169,28 +168,8 @@ async def _store_configured_clients(settings: Settings, client: RedisClient) -> 
     store = ClientStore(client)
     for item in settings.clients.values():
         existing = await store.get(item.client_id)
-        await store.put(
-            Client(
-                client_id=item.client_id,
-                redirect_uris=item.redirect_uris,
-                auth_method=item.auth_method,
-                secret=item.secret,
-                scope=item.scope,
-                name=item.name,
-                created_at=existing.created_at if existing else int(time.time()),
-                post_logout_redirect_uris=item.post_logout_redirect_uris,
-                backchannel_logout_uri=item.backchannel_logout_uri,
-                backchannel_logout_session_required=(
-                    item.backchannel_logout_session_required
-                ),
-                grant_types=item.grant_types,
-                jwks=item.jwks,
-                jwks_uri=item.jwks_uri,
-                access_token_format=item.access_token_format,
-                first_party=item.first_party,
-                require_auth_time=item.require_auth_time,
-            )
-        )
+        created_at = existing.created_at if existing else int(time.time())
+        await store.put(client_from_settings(item, created_at))
     listed = set(settings.clients)
     for member in await client.smembers(keys.configured_clients()):
         client_id = member.decode() if isinstance(member, bytes) else member

@@ -290,8 +290,7 @@ def _client_lines(data: Mapping[str, Any]) -> list[str]:
 
 def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
     """Register a client in Redis, generating a secret for a confidential one."""
-    from porchlight_op.models import Client
-    from porchlight_op.store.clients import ClientStore
+    from porchlight_op.store.clients import ClientStore, client_from_settings
 
     given = args.secret
     if args.secret_stdin:
@@ -324,24 +323,7 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(
             f"client {spec.client_id!r} is already defined in the config file"
         )
-    record = Client(
-        client_id=spec.client_id,
-        redirect_uris=spec.redirect_uris,
-        auth_method=spec.auth_method,
-        secret=spec.secret,
-        scope=spec.scope,
-        name=spec.name,
-        created_at=int(time.time()),
-        post_logout_redirect_uris=spec.post_logout_redirect_uris,
-        backchannel_logout_uri=spec.backchannel_logout_uri,
-        backchannel_logout_session_required=spec.backchannel_logout_session_required,
-        grant_types=spec.grant_types,
-        jwks=spec.jwks,
-        jwks_uri=spec.jwks_uri,
-        access_token_format=spec.access_token_format,
-        first_party=spec.first_party,
-        require_auth_time=spec.require_auth_time,
-    )
+    record = client_from_settings(spec, int(time.time()))
 
     async def add(client: RedisClient) -> None:
         store = ClientStore(client)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 from porchlight_op import log
 from porchlight_op.models import Client
+from porchlight_op.settings import ClientSettings
 from porchlight_op.store import keys
 from porchlight_op.store.connection import RedisClient
 
@@ -96,3 +99,16 @@ def redirect_origin(uri: str) -> str | None:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def client_from_settings(spec: ClientSettings, created_at: int) -> Client:
+    """The stored record of a client declared in settings or on the command line.
+
+    Every field the two dataclasses share is copied, so a field added to both
+    reaches Redis without touching this function.
+    """
+    shared = {field.name for field in dataclasses.fields(Client)} & {
+        field.name for field in dataclasses.fields(ClientSettings)
+    }
+    values: dict[str, Any] = {name: getattr(spec, name) for name in shared}
+    return Client(**values, created_at=created_at)

@@ -410,3 +410,28 @@ def test_client_record_without_logout_fields_loads():
     assert client.backchannel_logout_uri is None
     assert client.backchannel_logout_session_required is False
     assert Client.from_json(client.to_json()) == client
+
+
+async def test_logout_makes_introspection_inactive(op, browser):
+    client = await add_logout_client(op)
+    await op.add_user()
+    _, token = await sign_in(op, browser, client)
+    before = await _introspect(op, client, token["access_token"])
+
+    await browser.get(logout_url(op, id_token_hint=token["id_token"]))
+    after_access = await _introspect(op, client, token["access_token"])
+    after_refresh = await _introspect(op, client, token["refresh_token"])
+
+    assert before["active"] is True
+    assert after_access == {"active": False}
+    assert after_refresh == {"active": False}
+
+
+async def _introspect(op, client, value):
+    async with httpx.AsyncClient() as http:
+        reply = await http.post(
+            op.url + "/introspect",
+            data={"token": value},
+            headers={"Authorization": basic_auth(client.client_id, client.secret)},
+        )
+    return reply.json()

@@ -128,3 +128,18 @@ async def test_method_not_allowed_page_keeps_allow_header(op):
 
     assert reply.status_code == 405
     assert "GET" in reply.headers["Allow"]
+
+
+async def test_authorization_rejects_oversized_nonce(op):
+    await op.add_client("rp")
+    query = (
+        f"client_id=rp&redirect_uri={REDIRECT_URI}&response_type=code"
+        f"&scope=openid&nonce={'n' * 7000}"
+    )
+    async with httpx.AsyncClient() as http:
+        reply = await http.get(f"{op.url}/authorization?{query}")
+    pending = await op.redis.keys("pl:pending:*")
+
+    assert reply.status_code == 302
+    assert "error=invalid_request" in reply.headers["Location"]
+    assert pending == []

@@ -25,12 +25,32 @@ UNSUPPORTED_PARAMETERS: dict[str, type[errors.OAuthError]] = {
 
 Rule = Callable[[Client, Mapping[str, str]], None]
 
+# Upper bounds on values a request echoes or keeps: the request waits in Redis
+# while the user logs in, so an unbounded nonce or state would let anyone
+# store kilobytes per anonymous request. The limits are far above real use.
+MAX_VALUE_LENGTH = {
+    "state": 2048,
+    "nonce": 512,
+    "login_hint": 512,
+    "ui_locales": 256,
+    "acr_values": 512,
+    "scope": 1024,
+    "id_token_hint": 8192,
+}
+
 
 def reject_unsupported_parameters(client: Client, params: Mapping[str, str]) -> None:
     """Reject request objects and registration (OIDC Core 6, 7.2.1)."""
     for name, error in UNSUPPORTED_PARAMETERS.items():
         if name in params:
             raise error(f"the {name} parameter is not supported")
+
+
+def check_value_lengths(client: Client, params: Mapping[str, str]) -> None:
+    """Reject oversized values (RFC 6749 4.1.2.1: an invalid parameter value)."""
+    for name, limit in MAX_VALUE_LENGTH.items():
+        if len(params.get(name, "")) > limit:
+            raise errors.InvalidRequest(f"{name} is longer than {limit} characters")
 
 
 def check_response_type(client: Client, params: Mapping[str, str]) -> None:
@@ -92,6 +112,7 @@ def check_prompt_none_alone(client: Client, params: Mapping[str, str]) -> None:
 
 
 RULES: tuple[Rule, ...] = (
+    check_value_lengths,
     reject_unsupported_parameters,
     check_response_type,
     check_response_mode,

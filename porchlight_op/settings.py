@@ -526,6 +526,8 @@ class Settings:
     login_max_delay: float = 2.0
     backchannel_logout_timeout: float = 5.0  # per delivery attempt
     consent_lifetime: int = 31536000  # 365 days
+    # The client id of the OP's own management area, itself a client of the OP.
+    management_client_id: str = "porchlight-manage"
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -728,6 +730,7 @@ _FIELD_CHECKS: dict[str, _Check] = {
     "environment": _check_str,
     **{name: _check_int for name in _LIFETIMES},
     "cookie_name": _check_str,
+    "management_client_id": _check_str,
     "cookie_samesite": _check_str,
     "cookie_secure": _check_optional_bool,
     "argon2_time_cost": _check_int,

@@ -550,6 +550,16 @@ class Settings:
         if samesite in SAMESITE_VALUES:
             self._set("cookie_samesite", samesite)
 
+    def _validate_management_client_id(self) -> None:
+        if not self.management_client_id:
+            raise SettingsError("management_client_id", "must not be empty")
+        if self.management_client_id in self.clients:
+            raise SettingsError(
+                "management_client_id",
+                f"{self.management_client_id!r} is also a [clients] table."
+                " Choose another id for one of them.",
+            )
+
     def _validate_values(self) -> None:
         if not self.host:
             raise SettingsError("host", "must not be empty")
@@ -558,6 +568,7 @@ class Settings:
         if self.redis_url is not None:
             _validate_redis_url("redis_url", self.redis_url)
         self._validate_redis_cluster()
+        self._validate_management_client_id()
         if not str(self.data_dir) or str(self.data_dir) == ".":
             raise SettingsError("data_dir", "must name a directory")
         if self.environment not in ENVIRONMENTS:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import aiohttp
-from support import free_port, hidden_inputs, query_of
+import pytest
+from support import REDIRECT_URI, free_port, hidden_inputs, query_of
 
 from porchlight_op.accounts.service import Accounts
 from porchlight_op.app import create_app
 from porchlight_op.manage.client import SECRET_NAME
+from porchlight_op.settings import ClientSettings, Settings, SettingsError
 from porchlight_op.store import keys
 from porchlight_op.store.clients import ClientStore
 
@@ -206,3 +208,13 @@ async def test_manage_pages_need_sign_in(op):
         reply = await http.get(op.url + "/manage/profile", allow_redirects=False)
     assert reply.status == 302
     assert reply.headers["Location"].startswith("/authorization?")
+
+
+def test_management_id_clash_rejected():
+    clients = {
+        "porchlight-manage": ClientSettings(
+            client_id="porchlight-manage", redirect_uris=(REDIRECT_URI,), secret="s"
+        )
+    }
+    with pytest.raises(SettingsError, match="management_client_id"):
+        Settings(clients=clients)

@@ -218,3 +218,45 @@ def test_management_id_clash_rejected():
     }
     with pytest.raises(SettingsError, match="management_client_id"):
         Settings(clients=clients)
+
+
+async def password_form(browser, op, new, confirm):
+    form = await form_of(browser, op.url + "/manage/credentials")
+    form.update(
+        {
+            "current_password": PASSWORD,
+            "new_password": new,
+            "new_password_confirm": confirm,
+        }
+    )
+    return form
+
+
+async def test_password_change_mismatch_rejected(op, browser):
+    await op.add_user()
+    await sign_in(browser, op)
+    form = await password_form(browser, op, "a brand new passphrase", "something else")
+    reply = await browser.post_form(op.url + "/manage/credentials", form)
+    assert reply.status == 400
+    assert "do not match" in await reply.text()
+
+
+async def test_password_change_too_short_rejected(op, browser):
+    await op.add_user()
+    await sign_in(browser, op)
+    form = await password_form(browser, op, "short", "short")
+    reply = await browser.post_form(op.url + "/manage/credentials", form)
+    assert reply.status == 400
+    assert "invalid password" in await reply.text()
+
+
+async def test_profile_invalid_claim_rejected(op, browser):
+    user = await op.add_user()
+    await sign_in(browser, op)
+    form = await form_of(browser, op.url + "/manage/profile")
+    form["picture"] = "not a url"
+    reply = await browser.post_form(op.url + "/manage/profile", form)
+    assert reply.status == 400
+    stored = await Accounts(op.redis, op.settings).get(user.sub)
+    assert stored is not None
+    assert "picture" not in stored.claims

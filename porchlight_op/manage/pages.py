@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -29,6 +30,8 @@ PROFILE_CLAIMS = (
     "picture",
     "locale",
 )
+# NOTE: a limit chosen for a profile form field, not one from a standard.
+MAX_FIELD_LENGTH = 512
 # Changing one of these claims clears its *_verified flag.
 VERIFIED_FLAGS = {"email": "email_verified", "phone_number": "phone_number_verified"}
 
@@ -100,7 +103,7 @@ async def profile_page(request: web.Request) -> web.Response:
 
 
 async def profile_submit(request: web.Request) -> web.Response:
-    """Save the profile claims; an empty field removes its claim."""
+    """Save the profile claims. An empty field removes its claim."""
     user = await _signed_in_user(request)
     form = await request.post()
     if not await check_csrf(request, _field(form, "csrf_token")):
@@ -109,6 +112,10 @@ async def profile_submit(request: web.Request) -> web.Response:
     claims: dict[str, Any] = dict(user.claims)
     for name in PROFILE_CLAIMS:
         value = (_field(form, name) or "").strip()
+        problem = _check_profile_value(name, value)
+        if problem is not None:
+            logger.info("profile change rejected: %s, sub=%s", problem, user.sub)
+            return await _render_profile(request, dict(user.claims), problem, 400)
         if value != claims.get(name, ""):
             claims.pop(VERIFIED_FLAGS.get(name, ""), None)
         if value:
@@ -118,8 +125,24 @@ async def profile_submit(request: web.Request) -> web.Response:
     try:
         user = await request.app[ACCOUNTS].update_claims(user.sub, claims)
     except InvalidClaim as error:
+        logger.info("profile change rejected: %s, sub=%s", error, user.sub)
         return await _render_profile(request, claims, str(error), 400)
     return await _render_profile(request, dict(user.claims), None, 200, saved=True)
+
+
+def _check_profile_value(name: str, value: str) -> str | None:
+    """Return why a profile form value is invalid, or None when it is valid."""
+    if len(value) > MAX_FIELD_LENGTH:
+        return f"invalid {name}: longer than {MAX_FIELD_LENGTH} characters"
+    if name == "picture" and value:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return "invalid picture: expected an http or https URL"
+    if name == "email" and value:
+        local, _, domain = value.partition("@")
+        if not local or not domain or "@" in domain:
+            return "invalid email: expected an address like name@example.org"
+    return None
 
 
 async def _signed_in_user(request: web.Request) -> User:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import aiohttp
 import pytest
 from support import REDIRECT_URI, free_port, hidden_inputs, query_of
@@ -260,3 +262,15 @@ async def test_profile_invalid_claim_rejected(op, browser):
     stored = await Accounts(op.redis, op.settings).get(user.sub)
     assert stored is not None
     assert "picture" not in stored.claims
+
+
+async def test_callback_failed_redemption_page(op, browser):
+    await op.add_user()
+    store = ClientStore(op.redis)
+    client = await store.get("porchlight-manage")
+    assert client is not None
+    await store.put(dataclasses.replace(client, secret="a-different-secret"))
+    chain, reply = await sign_in(browser, op)
+    assert chain[-1].startswith(op.url + "/manage/callback?")
+    assert reply.status == 400
+    assert "could not be completed" in await reply.text()

@@ -17,6 +17,7 @@ from aiohttp import web
 from .accounts.service import Accounts
 from .accounts.throttle import LoginThrottle
 from .log import APP
+from .manage.client import management_context
 from .oidc.claims import ClaimsCache, user_claims
 from .oidc.config import build_server
 from .oidc.keyring import KeyringFollower, following
@@ -91,6 +92,7 @@ def create_app(settings: Settings, client: RedisClient) -> web.Application:
     app.cleanup_ctx.append(_provider_context)
     app.cleanup_ctx.append(_keyring_context)
     app.cleanup_ctx.append(logout_context)
+    app.cleanup_ctx.append(management_context)
     setup_routes(app, STATIC_DIR)
     return app
 

@@ -526,6 +526,8 @@ class Settings:
     login_max_delay: float = 2.0
     backchannel_logout_timeout: float = 5.0  # per delivery attempt
     consent_lifetime: int = 31536000  # 365 days
+    # The client id of the OP's own management area, itself a client of the OP.
+    management_client_id: str = "porchlight-manage"
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -548,6 +550,16 @@ class Settings:
         if samesite in SAMESITE_VALUES:
             self._set("cookie_samesite", samesite)
 
+    def _validate_management_client_id(self) -> None:
+        if not self.management_client_id:
+            raise SettingsError("management_client_id", "must not be empty")
+        if self.management_client_id in self.clients:
+            raise SettingsError(
+                "management_client_id",
+                f"{self.management_client_id!r} is also a [clients] table."
+                " Choose another id for one of them.",
+            )
+
     def _validate_values(self) -> None:
         if not self.host:
             raise SettingsError("host", "must not be empty")
@@ -556,6 +568,7 @@ class Settings:
         if self.redis_url is not None:
             _validate_redis_url("redis_url", self.redis_url)
         self._validate_redis_cluster()
+        self._validate_management_client_id()
         if not str(self.data_dir) or str(self.data_dir) == ".":
             raise SettingsError("data_dir", "must name a directory")
         if self.environment not in ENVIRONMENTS:
@@ -728,6 +741,7 @@ _FIELD_CHECKS: dict[str, _Check] = {
     "environment": _check_str,
     **{name: _check_int for name in _LIFETIMES},
     "cookie_name": _check_str,
+    "management_client_id": _check_str,
     "cookie_samesite": _check_str,
     "cookie_secure": _check_optional_bool,
     "argon2_time_cost": _check_int,

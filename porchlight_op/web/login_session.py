@@ -18,6 +18,10 @@ from .keys import REDIS, SETTINGS
 
 CSRF_FIELD = "csrf_token"
 SID_FIELD = "sid"
+# The management area's sign-in in progress (state, nonce, PKCE verifier). It
+# survives the session id change at login, like the CSRF token, because the
+# login happens in the middle of that sign-in.
+MANAGE_FLOW_FIELD = "manage_flow"
 # Refresh the idle timer at most this often, to spare a Redis write per request.
 TOUCH_INTERVAL = 60
 
@@ -62,6 +66,7 @@ async def start_login(request: web.Request, sub: str, amr: tuple[str, ...]) -> L
     """Record a fresh login under a new session id (no session fixation)."""
     old = await get_session(request)
     csrf = old.get(CSRF_FIELD)
+    manage_flow = old.get(MANAGE_FLOW_FIELD)
     if old.identity is not None:
         # aiohttp-session stores a session under "<cookie name>_<id>".
         settings = request.app[SETTINGS]
@@ -81,6 +86,8 @@ async def start_login(request: web.Request, sub: str, amr: tuple[str, ...]) -> L
     )
     if csrf is not None:
         session[CSRF_FIELD] = csrf
+    if manage_flow is not None:
+        session[MANAGE_FLOW_FIELD] = manage_flow
     return Login(sub, now, amr, sid)
 
 

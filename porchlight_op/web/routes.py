@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..manage.pages import setup_manage_routes
 from . import api, authorize, consent, logout, pages, token_management
 
 
@@ -30,4 +31,5 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     app.router.add_post("/introspect", token_management.introspect)
     app.router.add_get("/health/live", api.live)
     app.router.add_get("/health/ready", api.ready)
+    setup_manage_routes(app.router)
     app.router.add_static("/static/", static_dir)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from porchlight_op import log
+from porchlight_op.models import ADMIN_GROUP
 from porchlight_op.store import keys
 from porchlight_op.store.connection import RedisClient
 
@@ -106,8 +107,6 @@ class Invitation:
     @property
     def groups(self) -> tuple[str, ...]:
         """Groups that the account created with this invitation joins."""
-        from porchlight_op.models import ADMIN_GROUP
-
         return (ADMIN_GROUP,) if self.admin else ()
 
     def to_fields(self) -> dict[str, str]:

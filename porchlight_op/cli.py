@@ -419,6 +419,7 @@ def _user_data(user: Any) -> dict[str, Any]:
         "username": user.username,
         "password": "set" if user.password_hash else "none",
         "disabled": user.disabled,
+        "groups": list(user.groups),
         "created_at": _timestamp(user.created_at),
         "updated_at": _timestamp(user.updated_at),
         "claims": user.to_dict()["claims"],
@@ -863,6 +864,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_commands(commands, common)
     _add_user_commands(commands, common)
     _add_key_commands(commands, common)
+    from porchlight_op.invite_commands import add_invite_commands  # imports this module
+
+    add_invite_commands(commands, common)
     return parser
 
 

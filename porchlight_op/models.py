@@ -63,6 +63,9 @@ AUTH_METHODS = frozenset(
 GRANT_TYPES = frozenset({"authorization_code", "refresh_token", "client_credentials"})
 ACCESS_TOKEN_FORMATS = frozenset({"jwt", "opaque"})
 
+# Members of this group are administrators.
+ADMIN_GROUP = "admin"
+
 
 def normalize_username(name: str) -> str:
     """Return the form of a username used for lookups and uniqueness.
@@ -170,10 +173,13 @@ class User:
     created_at: int
     updated_at: int  # last change of the claims, sent as the updated_at claim
     disabled: bool = False
+    # Group names; ADMIN_GROUP marks an administrator.
+    groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Validates the claims and freezes a copy, so callers cannot change a
         # User through the mapping they passed in.
+        object.__setattr__(self, "groups", tuple(self.groups))
         claims: dict[str, Any] = validate_claims(self.claims)
         if "address" in claims:
             claims["address"] = MappingProxyType(claims["address"])
@@ -201,6 +207,7 @@ class User:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "disabled": self.disabled,
+            "groups": list(self.groups),
         }
 
     @classmethod
@@ -214,6 +221,8 @@ class User:
             created_at=int(data["created_at"]),
             updated_at=int(data["updated_at"]),
             disabled=bool(data.get("disabled", False)),
+            # Records written before groups existed have none.
+            groups=tuple(data.get("groups", ())),
         )
 
     def to_json(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from porchlight_op import log
@@ -75,6 +75,7 @@ class Accounts:
         username: str,
         password: str | None,
         claims: Mapping[str, Any] | None = None,
+        groups: Sequence[str] = (),
     ) -> User:
         """Create a user with a new proquint sub and return it.
 
@@ -101,6 +102,7 @@ class Accounts:
             claims=checked_claims,
             created_at=now,
             updated_at=now,
+            groups=tuple(groups),
         )
         return await self._store.create(user)
 

@@ -159,3 +159,17 @@ def revoked_token(jti: str) -> str:
 def cors_origins() -> str:
     """Key of the set of origins of every registered redirect URI (CORS)."""
     return f"{PREFIX}:cors-origins"
+
+
+def invitation(digest: str) -> str:
+    """Key of an invitation, named by its token's SHA-256 hex digest (hash, TTL).
+
+    The key expires with the invitation. Using or revoking it only changes its
+    state field, so the key stays until then.
+    """
+    return f"{PREFIX}:invite:{digest}"
+
+
+def invitations_index() -> str:
+    """Key of the set of invitation digests; members whose key expired are stale."""
+    return f"{PREFIX}:invites"

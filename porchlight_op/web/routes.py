@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ..manage.pages import setup_manage_routes
-from . import api, authorize, consent, logout, pages, token_management
+from . import api, authorize, consent, logout, pages, register, token_management
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
@@ -29,6 +29,8 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     app.router.add_post("/logout/confirm", logout.confirm)
     app.router.add_post("/revoke", token_management.revoke)
     app.router.add_post("/introspect", token_management.introspect)
+    app.router.add_get("/register/{token}", register.register_page)
+    app.router.add_post("/register/{token}", register.register_submit)
     app.router.add_get("/health/live", api.live)
     app.router.add_get("/health/ready", api.ready)
     setup_manage_routes(app.router)

@@ -56,7 +56,7 @@ DEMO_REDIRECT_URIS = (
     "http://127.0.0.1:9000/callback",
 )
 DEMO_USERNAME = "demo"
-# The name of the SecretStore entry that holds the demo password, not a password.
+# The name of the SecretStore entry that contains the demo password, not a password.
 DEMO_PASSWORD_SECRET = "demo-user-password"  # noqa: S105
 DEMO_CLAIMS = {
     "name": "Demo User",
@@ -819,7 +819,7 @@ def _add_key_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    """Print whether Redis answers, key counts per kind and memory use."""
+    """Print whether Redis replies, key counts per kind and memory use."""
     from porchlight_op.store.status import collect_status
 
     async def load(client: RedisClient) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Workers bind the same port with SO_REUSEPORT, so the kernel spreads
 connections across them; each has its own event loop and Redis pool. The
 supervisor starts the embedded Redis once, restarts workers that die, and on
-SIGTERM or SIGINT asks every worker to finish its requests and exit.
+SIGTERM or SIGINT sends every worker SIGTERM, so each finishes its requests and exits.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hostile or broken input gets a 4xx answer, never a 500."""
+"""Hostile or broken input gets a 4xx response, never a 500."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Redis going away: short 503 answers, then recovery without a restart."""
+"""Redis going away: quick 503 responses, then recovery without a restart."""
 
 from __future__ import annotations
 

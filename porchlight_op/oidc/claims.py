@@ -62,7 +62,7 @@ class ClaimsCache:
 
 
 def user_claims(user: User) -> dict[str, Any]:
-    """The standard claims of a user (OIDC Core 5.1), as idpyoidc filters them."""
+    """Return a user's standard claims (OIDC Core 5.1) for idpyoidc to filter."""
     claims: dict[str, Any] = {"sub": user.sub, "updated_at": user.updated_at}
     claims["preferred_username"] = user.username
     claims.update(user.claims)

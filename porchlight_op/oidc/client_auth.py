@@ -1,4 +1,4 @@
-"""The client authentication method idpyoidc sees at the token endpoint.
+"""The client authentication method idpyoidc runs at the token endpoint.
 
 Porchlight authenticates the client itself (`porchlight_op.oidc.clients`) and
 records the result in a context variable; this method only reports it, so

@@ -68,13 +68,13 @@ def registered_redirect_uri(client: Client, requested: str) -> bool:
 
 @dataclass(frozen=True)
 class ClientCredentials:
-    """What a token request presented to identify its client."""
+    """Credentials a token request presented to identify its client."""
 
     client_id: str
     secret: str | None
     method: str  # client_secret_basic | client_secret_post | none
     # The Basic secret as sent, when form-decoding changed it: many clients
-    # (Authlib 1.9 among them) skip the encoding RFC 6749 2.3.1 asks for.
+    # (Authlib 1.9 among them) skip the encoding RFC 6749 2.3.1 requires.
     undecoded_secret: str | None = None
     # A signed client assertion (RFC 7523 2.2); `authenticate` rejects it,
     # because only client_assertions.AssertionVerifier may accept one.
@@ -173,7 +173,7 @@ def authenticate(client: Client | None, credentials: ClientCredentials) -> Clien
 
 
 def cdb_entry(client: Client, redirect_uri: str | None = None) -> dict[str, Any]:
-    """The client as idpyoidc's client database expects it; a fresh copy.
+    """Return the client as idpyoidc's client database expects it, as a fresh copy.
 
     idpyoidc writes into cdb entries, so each request gets its own. The
     requested redirect URI, already checked, is listed as given so that

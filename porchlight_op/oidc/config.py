@@ -1,6 +1,6 @@
 """Build idpyoidc's configuration and Server from typed settings.
 
-This is the only module that knows the shape of idpyoidc's configuration
+This is the only module that depends on the shape of idpyoidc's configuration
 dictionary; everything else passes `Settings` and `ServerSecrets` around.
 """
 

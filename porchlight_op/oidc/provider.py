@@ -259,7 +259,7 @@ class Provider:
     async def reject(
         self, params: Mapping[str, str], error: errors.OAuthError
     ) -> AuthorizationError:
-        """An error to send back, once the client and redirect_uri check out."""
+        """Build the error redirect, once the client and redirect_uri check out."""
         client = await self.verify_client(params)
         request = AuthorizationRequest(
             client, params["redirect_uri"], params, Message()
@@ -275,7 +275,7 @@ class Provider:
         return _add_query(request.redirect_uri, response)
 
     def error_redirect(self, failure: AuthorizationError) -> str:
-        """The redirect for an error response (RFC 6749 4.1.2.1)."""
+        """Build the redirect for an error response (RFC 6749 4.1.2.1)."""
         return self.redirect(failure.request, failure.error.to_dict())
 
     def _longest_token_lifetime(self) -> int:
@@ -290,7 +290,7 @@ class Provider:
     async def token(
         self, form: Mapping[str, str], authorization: str | None
     ) -> dict[str, Any]:
-        """Answer a token request; raise an OAuthError on failure."""
+        """Process a token request; raise an OAuthError on failure."""
         client = await self.authenticate_client(form, authorization)
 
         grant_type = form.get("grant_type")
@@ -369,7 +369,7 @@ class Provider:
             )
             if grant is None:
                 # Revoked grants are deleted from Redis, and idpyoidc raises
-                # rather than answering when the grant node is missing.
+                # instead of returning an error when the grant node is missing.
                 return {"error": "invalid_grant"}
             if verifier is not None:
                 # RFC 9700 4.8.2: a verifier for a request without a challenge
@@ -379,7 +379,7 @@ class Provider:
             issued = grant.get_token(code)
             if issued is not None and issued.used:
                 # RFC 6749 4.1.2: a replayed code revokes what it produced,
-                # including tokens refreshed since; one grant holds one code.
+                # including tokens refreshed since, because one grant contains one code.
                 replayed = True
                 grant.revoke()
                 return {"error": "invalid_grant"}
@@ -493,7 +493,7 @@ class Provider:
     # -- metadata --
 
     def provider_info(self) -> dict[str, Any]:
-        """The discovery document (OIDC Discovery 3), listing only what works."""
+        """Return the discovery document (OIDC Discovery 3), listing only what works."""
         base = self.issuer
         return {
             "issuer": base,
@@ -536,7 +536,7 @@ class Provider:
         }
 
     def jwks(self) -> dict[str, Any]:
-        """The public keys: next, current and retired signing keys."""
+        """Return the public keys: next, current and retired signing keys."""
         keys: dict[str, Any] = self.server.keyjar.export_jwks(
             private=False, issuer_id=self.issuer
         )
@@ -576,7 +576,7 @@ def _revoke_older_access_tokens(grant: Any, result: Any) -> None:
     """Keep only the access token a refresh just issued.
 
     Earlier access tokens of the grant are revoked, so the grant does not grow
-    with every refresh and a refreshed client holds one live access token.
+    with every refresh and a refreshed client has one live access token.
     """
     issued = result["response_args"].get("access_token")
     for token in grant.issued_token:
@@ -606,7 +606,7 @@ def _raise_if_error(result: Any) -> None:
 
 
 def _token_error(code: str, grant_type: str) -> errors.OAuthError:
-    # idpyoidc answers "invalid_request" for spent or revoked codes and refresh
+    # idpyoidc returns "invalid_request" for spent or revoked codes and refresh
     # tokens; RFC 6749 5.2 calls those invalid_grant.
     if code in ("invalid_grant", "invalid_request", "invalid_token"):
         return errors.InvalidGrant(f"the {grant_type.replace('_', ' ')} is invalid")

@@ -22,7 +22,7 @@ ACCESS_TOKEN = "access_token"  # noqa: S105 - a token class name
 def find_access_token(
     document: bytes, access_token: str, now: int
 ) -> dict[str, Any] | None:
-    """The stored record of a live access token in a grant document, or None."""
+    """Find the stored record of a live access token in a grant document."""
     grant: dict[str, Any] = json.loads(document)
     if grant.get("revoked"):
         return None
@@ -49,7 +49,7 @@ def _live(token: Mapping[str, Any], now: int) -> bool:
 def released_claims(
     claims: Mapping[str, Any], scopes: Iterable[str], sub: str
 ) -> dict[str, Any]:
-    """The user's claims that the scopes release, always with `sub`."""
+    """Select the user's claims that the scopes release, always with `sub`."""
     names = {name for scope in scopes for name in SCOPE2CLAIMS.get(scope, ())}
     released = {name: value for name, value in claims.items() if name in names}
     released["sub"] = sub

@@ -102,7 +102,7 @@ def _text(value: bytes | str) -> str:
 
 
 def client_from_settings(spec: ClientSettings, created_at: int) -> Client:
-    """The stored record of a client declared in settings or on the command line.
+    """Build the stored record of a client declared in settings or on the CLI.
 
     Every field the two dataclasses share is copied, so a field added to both
     reaches Redis without touching this function.

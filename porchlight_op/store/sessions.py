@@ -215,7 +215,7 @@ class SessionStore:
 
 
 def grant_member(uid: str, client_id: str, grant_id: str) -> str:
-    """The name idpyoidc gives a grant node: `uid;;cid;;gid`."""
+    """Return the name idpyoidc gives a grant node: `uid;;cid;;gid`."""
     return f"{uid};;{client_id};;{grant_id}"
 
 

@@ -1,4 +1,4 @@
-"""What is in Redis, by kind of key, for `porchlight-op status`."""
+"""Key counts per kind and memory use of Redis, for `porchlight-op status`."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ async def token(request: web.Request) -> web.Response:
     except errors.InvalidClient as exc:
         response = oauth_error(exc)
         if authorization is not None:
-            # RFC 6749 5.2: answer the scheme the client tried.
+            # RFC 6749 5.2: name the scheme the client tried.
             response.headers["WWW-Authenticate"] = 'Basic realm="porchlight"'
         logger.info("client authentication failed request_id=%s", request[REQUEST_ID])
         return response
@@ -103,12 +103,12 @@ def _bearer_error(error: errors.OAuthError) -> web.Response:
 
 
 async def live(request: web.Request) -> web.Response:
-    """GET /health/live: the process answers."""
+    """GET /health/live: report that the process is running."""
     return web.json_response({"status": "ok"})
 
 
 async def ready(request: web.Request) -> web.Response:
-    """GET /health/ready: Redis answers too."""
+    """GET /health/ready: report whether Redis replies to PING."""
     body: dict[str, Any]
     try:
         await request.app[REDIS].ping()

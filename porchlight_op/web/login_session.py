@@ -1,6 +1,6 @@
 """The browser's login session, kept by aiohttp-session in Redis.
 
-The session holds who logged in and when; it ends after an idle period and
+The session records who logged in and when. It ends after an idle period or
 after an absolute limit, whichever comes first. Its id changes at login.
 """
 
@@ -37,7 +37,7 @@ class Login:
 
 
 async def current_login(request: web.Request) -> Login | None:
-    """The live login of this browser, or None once a limit has passed."""
+    """Return the live login of this browser, or None once a limit has passed."""
     session = await get_session(request)
     sub = session.get("sub")
     if not isinstance(sub, str):
@@ -106,7 +106,7 @@ def new_sid() -> str:
 
 
 async def csrf_token(request: web.Request) -> str:
-    """The session's CSRF token, created on first use."""
+    """Return the session's CSRF token, creating it on first use."""
     session = await get_session(request)
     token = session.get(CSRF_FIELD)
     if not isinstance(token, str):

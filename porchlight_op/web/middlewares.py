@@ -103,7 +103,7 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 def oauth_error(error: errors.OAuthError) -> web.Response:
-    """A JSON error body as in RFC 6749 5.2."""
+    """Render a JSON error body as in RFC 6749 5.2."""
     headers = dict(NO_STORE)
     if error.status == 503:
         headers["Retry-After"] = "1"
@@ -125,7 +125,7 @@ def unavailable(request: web.Request) -> web.Response:
 
 
 def page(request: web.Request, status: int, title: str, message: str) -> web.Response:
-    """An HTML error page."""
+    """Render an HTML error page."""
     response = aiohttp_jinja2.render_template(
         "error.html", request, {"title": title, "message": message}, status=status
     )

@@ -22,7 +22,7 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 class MalformedParameters(ValueError):
     """The query or body cannot be parsed as unique, UTF-8, form-encoded pairs.
 
-    `params` holds what could be read unambiguously, so a caller can still
+    `params` contains what could be read unambiguously, so a caller can still
     verify the client before deciding between a redirect and an error page.
     """
 
@@ -74,7 +74,7 @@ def _decode(text: str) -> str:
 
 
 def query_params(request: web.Request) -> dict[str, str]:
-    """The request's query string, parsed strictly."""
+    """Parse the request's query string strictly."""
     return parse_pairs(request.rel_url.raw_query_string)
 
 

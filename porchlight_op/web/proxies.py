@@ -38,7 +38,7 @@ def is_trusted(address: str | None, networks: Sequence[Network]) -> bool:
 def client_address(
     peer: str | None, forwarded_for: str | None, networks: Sequence[Network]
 ) -> str | None:
-    """The first address, from the right, that is not a trusted proxy."""
+    """Return the first address, from the right, that is not a trusted proxy."""
     if not is_trusted(peer, networks) or not forwarded_for:
         return peer
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
@@ -49,7 +49,7 @@ def client_address(
 
 
 def forwarded_headers(networks: Sequence[Network]) -> Middleware:
-    """A middleware that applies X-Forwarded-* from trusted peers only."""
+    """Build a middleware that applies X-Forwarded-* from trusted peers only."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -105,6 +105,12 @@ GERMAN: Mapping[str, str] = {
     "You are signed out": "Sie sind abgemeldet",
     "Do you want to sign out?": "Möchten Sie sich abmelden?",
     "Cancel": "Abbrechen",
+    # management area navigation
+    "Account": "Konto",
+    "Sign-in methods": "Anmeldemethoden",
+    "Profile": "Profil",
+    "Sessions": "Sitzungen",
+    "Administration": "Verwaltung",
 }
 
 CATALOGS: Mapping[str, Mapping[str, str]] = {"en": {}, "de": GERMAN}

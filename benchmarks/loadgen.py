@@ -38,6 +38,7 @@ _FORM = re.compile(r"<form[^>]*>", re.IGNORECASE)
 _ACTION = re.compile(r'action="([^"]*)"')
 _INPUT = re.compile(r"<input[^>]*>", re.IGNORECASE)
 _ATTRIBUTE = re.compile(r'(name|value)="([^"]*)"')
+_BUTTON = re.compile(r"<button[^>]*>", re.IGNORECASE)
 
 
 class FlowError(RuntimeError):
@@ -157,7 +158,11 @@ def pkce_pair() -> tuple[str, str]:
 
 
 def form_fields(html: str) -> tuple[str | None, dict[str, str]]:
-    """Return the first form's action and its named inputs with their values."""
+    """Return the first form's action and its named inputs with their values.
+
+    The first named button counts as pressed, as a browser submitting the form
+    with Enter would send it: on a consent page that is "Allow".
+    """
     form = _FORM.search(html)
     if form is None:
         return None, {}
@@ -167,6 +172,11 @@ def form_fields(html: str) -> tuple[str | None, dict[str, str]]:
         attributes = dict(_ATTRIBUTE.findall(tag))
         if "name" in attributes:
             fields[attributes["name"]] = unescape(attributes.get("value", ""))
+    for tag in _BUTTON.findall(html):
+        attributes = dict(_ATTRIBUTE.findall(tag))
+        if "name" in attributes:
+            fields.setdefault(attributes["name"], unescape(attributes.get("value", "")))
+            break
     return (unescape(action.group(1)) if action else ""), fields
 
 

@@ -35,6 +35,7 @@ from .claims import ClaimsCache
 from .client_assertions import ASYMMETRIC_ALGS, SYMMETRIC_ALGS, AssertionVerifier
 from .config import SCOPES
 from .context import authenticated_client
+from .fast_grants import FastGrants, GrantPath, covers_code, covers_refresh
 from .hints import hinted_subject
 from .id_token import LOGIN_SESSION_FIELD
 from .request_rules import CODE_VERIFIER
@@ -129,6 +130,11 @@ class Provider:
             records, self.issuer, f"{self.issuer}/token"
         )
         self.tokens = TokenService(server, settings, runner, records, self._resolve)
+        # Serves code redemption and refresh on the grant document; idpyoidc
+        # stays the path for what it does not cover. None turns it off.
+        self.fast_grants: FastGrants | None = FastGrants(
+            server, self.issuer, runner.store
+        )
 
     # -- authorization (OIDC Core 3.1.2) --
 
@@ -356,10 +362,17 @@ class Provider:
         if verifier is not None and not CODE_VERIFIER.fullmatch(verifier):
             raise errors.InvalidGrant("code_verifier is malformed")
 
-        path = self._resolve(code, "authorization_code")
-        if path is None or path[1] != client.client_id:
+        found = self._resolve_session(code, "authorization_code")
+        if found is None or found.client_id != client.client_id:
             raise errors.InvalidGrant("the code is invalid or expired")
-        uid, _, grant_id = path
+        if self.fast_grants is not None and covers_code(form):
+            body = await self.fast_grants.redeem(client, form, found)
+            if body is not None:
+                security_event(
+                    "code_redeemed", client_id=client.client_id, sub=found.uid
+                )
+                return body
+        uid, grant_id = found.uid, found.grant_id
         replayed = False
 
         def call() -> Any:
@@ -401,10 +414,17 @@ class Provider:
         refresh_token = form.get("refresh_token")
         if not refresh_token:
             raise errors.InvalidRequest("refresh_token is missing")
-        path = self._resolve(refresh_token, "refresh_token")
-        if path is None or path[1] != client.client_id:
+        found = self._resolve_session(refresh_token, "refresh_token")
+        if found is None or found.client_id != client.client_id:
             raise errors.InvalidGrant("the refresh token is invalid or expired")
-        uid, _, grant_id = path
+        if self.fast_grants is not None and covers_refresh(form):
+            body = await self.fast_grants.refresh(client, form, found)
+            if body is not None:
+                security_event(
+                    "token_refreshed", client_id=client.client_id, sub=found.uid
+                )
+                return body
+        uid, grant_id = found.uid, found.grant_id
         grant_name = f"{uid};;{client.client_id};;{grant_id}"
         reused = False
 
@@ -546,6 +566,13 @@ class Provider:
 
     def _resolve(self, token: str, handler_key: str) -> tuple[str, str, str] | None:
         """Find (uid, client_id, grant_id) from a token without touching storage."""
+        found = self._resolve_session(token, handler_key)
+        if found is None:
+            return None
+        return found.uid, found.client_id, found.grant_id
+
+    def _resolve_session(self, token: str, handler_key: str) -> GrantPath | None:
+        """Find the session id and grant path in a token, or None if it is not ours."""
         manager = self.server.context.session_manager
         try:
             info = manager.token_handler.handler[handler_key].info(token)
@@ -553,7 +580,7 @@ class Provider:
             uid, client_id, grant_id = manager.decrypt_session_id(session_id)
         except Exception:  # noqa: BLE001 - any failure means "not our token"
             return None
-        return uid, client_id, grant_id
+        return GrantPath(session_id, uid, client_id, grant_id)
 
     async def _prefetch_claims(self, uid: str) -> dict[str, dict[str, Any]]:
         claims = await self._claims.get(uid)

@@ -81,6 +81,34 @@ return 1
 """
 
 
+# Rewrites one grant if its version is still ARGV[1]. KEYS: the grant hash, its
+# client's subordinate set, then the parents (user node, user set, client
+# node). ARGV: expected version, the new document ('' deletes the grant and
+# its link), ttl, the grant's member name. Parents that would expire before
+# the grant are extended to its ttl. Returns 1, or 0 on a version mismatch.
+_COMMIT_GRANT = """
+local current = redis.call('HGET', KEYS[1], 'v') or '0'
+if current ~= ARGV[1] then
+  return 0
+end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[4])
+  return 1
+end
+local ttl = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'v', tonumber(ARGV[1]) + 1, 'd', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ttl)
+for i = 2, #KEYS do
+  local left = redis.call('TTL', KEYS[i])
+  if left >= 0 and left < ttl then
+    redis.call('EXPIRE', KEYS[i], ttl)
+  end
+end
+return 1
+"""
+
+
 def _cid(client_id: str) -> str:
     # Client ids are chosen by operators and may contain ':'.
     return quote(client_id, safe="")
@@ -155,6 +183,7 @@ class SessionStore:
         self._redis = client
         self._commit = client.register_script(_COMMIT)
         self._delete_grant = client.register_script(_DELETE_GRANT)
+        self._commit_grant = client.register_script(_COMMIT_GRANT)
 
     async def fetch_branch(
         self, uid: str, client_id: str, grant_id: str | None = None
@@ -183,6 +212,36 @@ class SessionStore:
         """Read one grant alone, for requests that change nothing."""
         pair = await self._redis.hmget(grant_key(uid, client_id, grant_id), "v", "d")
         return _node(pair)
+
+    async def commit_grant(
+        self,
+        uid: str,
+        client_id: str,
+        grant_id: str,
+        expected_version: int,
+        data: bytes | None,
+        ttl: int,
+    ) -> bool:
+        """Write (or, with data None, delete) one grant; False if its version moved.
+
+        The user and client nodes are not rewritten, only kept alive as long as
+        the grant.
+        """
+        grant_keys = [
+            grant_key(uid, client_id, grant_id),
+            client_subordinates_key(uid, client_id),
+            user_node_key(uid),
+            user_subordinates_key(uid),
+            client_node_key(uid, client_id),
+        ]
+        args: list[bytes | str | int] = [
+            expected_version,
+            data or b"",
+            ttl,
+            grant_member(uid, client_id, grant_id),
+        ]
+        result = await self._commit_grant(keys=grant_keys, args=args)
+        return int(result) == 1
 
     async def commit(self, changes: Changes) -> str | None:
         """Apply the changes; return None, or the key whose version moved."""

@@ -7,7 +7,8 @@
   require_auth_time (OIDC Core 2, 3.1.2.1); idpyoidc always copies it.
 - `amr` from the login, which idpyoidc does not add.
 - `at_hash` of the access token issued with it (OIDC Core 3.3.2.11), which
-  idpyoidc's token endpoint leaves out.
+  idpyoidc's token endpoint leaves out; not for clients that receive opaque
+  access tokens.
 - no `nonce` in an ID token issued on refresh: it belongs to the
   authentication request (OIDC Core 12.2).
 """
@@ -52,7 +53,9 @@ class PorchlightIDToken(IDToken):  # type: ignore[misc]
             claims["amr"] = list(amr)
 
         access_token = _new_access_token(grant)
-        if access_token is not None:
+        # An at_hash over the JWT would not match an opaque token, which the
+        # client receives in its place later.
+        if access_token is not None and client.get("access_token_format") != "opaque":
             claims["at_hash"] = at_hash(access_token.value, kwargs.get("alg", "RS256"))
             parent = grant.get_token(access_token.based_on or "")
             if parent is not None and parent.token_class == "refresh_token":  # noqa: S105

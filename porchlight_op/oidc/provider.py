@@ -8,7 +8,6 @@ inspects an `error` key.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -25,6 +24,7 @@ from .. import errors
 from ..log import OIDC, security_event
 from ..models import Client, User
 from ..settings import Settings
+from ..store import keys as store_keys
 from ..store.clients import ClientStore
 from ..store.login_sessions import LoginSessionGrants, SessionGrant
 from ..store.token_records import TokenRecords
@@ -496,17 +496,21 @@ class Provider:
             raise errors.InvalidToken("the access token is invalid or expired")
         uid, client_id, grant_id = path
 
-        client, stored, claims = await asyncio.gather(
-            self._clients.get(client_id),
-            self._runner.store.fetch_grant(uid, client_id, grant_id),
-            self._claims.get(uid),
+        # One round trip for the grant, the client record (it must still be
+        # registered) and the cached claims.
+        stored, (client, cached) = await self._runner.store.fetch_grant_with(
+            uid,
+            client_id,
+            grant_id,
+            [store_keys.client(client_id), store_keys.claims(uid)],
         )
+        claims = await self._claims.get_read(uid, cached)
         token = None
         if client is not None and claims is not None and stored.data is not None:
             token = userinfo_rules.find_access_token(
                 stored.data, access_token, int(time.time())
             )
-        if token is None:
+        if token is None or claims is None:
             raise errors.InvalidToken("the access token is invalid or expired")
         return userinfo_rules.released_claims(claims, token["scope"], token["sub"])
 

@@ -213,6 +213,19 @@ class SessionStore:
         pair = await self._redis.hmget(grant_key(uid, client_id, grant_id), "v", "d")
         return _node(pair)
 
+    async def fetch_grant_with(
+        self, uid: str, client_id: str, grant_id: str, others: Sequence[str]
+    ) -> tuple[StoredNode, list[bytes | None]]:
+        """Read one grant and the string keys `others` in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(grant_key(uid, client_id, grant_id), "v", "d")
+            for key in others:
+                pipe.get(key)
+            results = await pipe.execute()
+        return _node(results[0]), [
+            None if value is None else _bytes(value) for value in results[1:]
+        ]
+
     async def commit_grant(
         self,
         uid: str,

@@ -19,10 +19,13 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from cryptojwt.jwk.ec import new_ec_key
+from cryptojwt.jws.jws import JWS
 from idpyoidc.server.session.grant import Grant
 from servers import ServerProcess
 from support import REDIRECT_URI, Browser, basic_auth, pkce_pair, query_of
 
+from porchlight_op.oidc.signing import JwsSigner
 from porchlight_op.web.keys import PROVIDER
 
 PASSWORD = "correct horse battery"
@@ -511,3 +514,64 @@ async def test_two_processes_keep_codes_and_refresh_single_use(
         assert code_counts == Counter({"ok": 1, "invalid_grant": RACERS - 1})
         assert refresh_counts["ok"] == 1
         assert set(refresh_counts) <= {"ok", "invalid_grant"}
+
+
+# -- access tokens verified without cryptojwt's JWT class --
+# A forged token is never in the grant, so userinfo would reject it anyway;
+# these tests ask the provider's token resolution itself.
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _resolves(login: Login, token: str) -> bool:
+    provider = login.op.app[PROVIDER]
+    return provider._resolve_session(token, "access_token") is not None
+
+
+async def test_access_token_with_changed_payload_not_resolved(login):
+    token = (await redeem(login)).json()["access_token"]
+    header, _, signature = token.split(".")
+    claims = jwt_parts(token)[1]
+    claims["scope"] = "openid profile email address"
+
+    forged = ".".join([header, _b64(json.dumps(claims).encode()), signature])
+
+    assert _resolves(login, token)
+    assert not _resolves(login, forged)
+
+
+async def test_access_token_from_other_key_with_our_kid_not_resolved(login):
+    token = (await redeem(login)).json()["access_token"]
+    header, claims = jwt_parts(token)
+    stranger = new_ec_key("P-256", kid=header["kid"])
+
+    forged = JWS(json.dumps(claims), alg="ES256", typ="at+jwt").sign_compact([stranger])
+
+    assert not _resolves(login, forged)
+
+
+async def test_access_token_with_unknown_kid_not_resolved(login):
+    token = (await redeem(login)).json()["access_token"]
+    claims = jwt_parts(token)[1]
+    stranger = new_ec_key("P-256", kid="not-ours")
+
+    forged = JWS(json.dumps(claims), alg="ES256").sign_compact([stranger])
+
+    assert not _resolves(login, forged)
+
+
+async def test_expired_access_token_not_resolved(login):
+    provider = login.op.app[PROVIDER]
+    token = (await redeem(login)).json()["access_token"]
+    claims = jwt_parts(token)[1]
+    signer = JwsSigner(provider.server.keyjar, login.op.url, "ES256")
+
+    claims["exp"] = claims["iat"] - 1
+    expired = signer.sign(claims, typ="at+jwt")
+    claims["exp"] = claims["iat"] + 60
+    live = signer.sign(claims, typ="at+jwt")
+
+    assert not _resolves(login, expired)
+    assert _resolves(login, live)

@@ -9,6 +9,7 @@ inspects an `error` key.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -31,6 +32,7 @@ from ..store.token_records import TokenRecords
 from . import clients as client_rules
 from . import request_rules
 from . import userinfo as userinfo_rules
+from .access_tokens import ACCESS_TOKEN_ALG
 from .claims import ClaimsCache
 from .client_assertions import ASYMMETRIC_ALGS, SYMMETRIC_ALGS, AssertionVerifier
 from .config import SCOPES
@@ -39,6 +41,7 @@ from .fast_grants import FastGrants, GrantPath, covers_code, covers_refresh
 from .hints import hinted_subject
 from .id_token import LOGIN_SESSION_FIELD
 from .request_rules import CODE_VERIFIER
+from .signing import CannotVerify, JwsVerifier
 from .state import StateRunner
 from .token_management import TokenService
 
@@ -60,6 +63,8 @@ CONFIDENTIAL_AUTH_METHODS = [
 ]
 TOKEN_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 ASSERTION_ALGS = [*ASYMMETRIC_ALGS, *SYMMETRIC_ALGS]
+# Decrypted session ids kept per worker; each entry is a few hundred bytes.
+SESSION_PATH_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,14 @@ class Provider:
             records, self.issuer, f"{self.issuer}/token"
         )
         self.tokens = TokenService(server, settings, runner, records, self._resolve)
+        self._access_verifier = JwsVerifier(
+            server.keyjar, self.issuer, ACCESS_TOKEN_ALG
+        )
+        # A session id always decrypts to the same path, and decrypting costs
+        # more than a lookup; failures raise and are not cached.
+        self._grant_path = functools.lru_cache(maxsize=SESSION_PATH_CACHE)(
+            self._decrypt_grant_path
+        )
         # Serves code redemption and refresh on the grant document; idpyoidc
         # stays the path for what it does not cover. None turns it off.
         self.fast_grants: FastGrants | None = FastGrants(
@@ -577,13 +590,39 @@ class Provider:
 
     def _resolve_session(self, token: str, handler_key: str) -> GrantPath | None:
         """Find the session id and grant path in a token, or None if it is not ours."""
-        manager = self.server.context.session_manager
+        handler = self.server.context.session_manager.token_handler.handler
         try:
-            info = manager.token_handler.handler[handler_key].info(token)
-            session_id = manager._compatible_sid(info["sid"])
-            uid, client_id, grant_id = manager.decrypt_session_id(session_id)
+            if handler_key == "access_token":
+                sid = self._access_token_sid(token)
+            else:
+                sid = handler[handler_key].info(token)["sid"]
+            return None if sid is None else self._grant_path(sid)
         except Exception:  # noqa: BLE001 - any failure means "not our token"
             return None
+
+    def _access_token_sid(self, token: str) -> str | None:
+        """Verify a JWT access token like idpyoidc's JWTToken.info; return its sid."""
+        try:
+            claims = self._access_verifier.payload(token)
+        except CannotVerify:
+            handler = self.server.context.session_manager.token_handler.handler
+            sid: str = handler["access_token"].info(token)["sid"]
+            return sid
+        if claims is None or claims.get("iss") != self.issuer:
+            return None
+        token_class = claims.get("ttype") or claims.get("token_class")
+        expiry = claims.get("exp")
+        if token_class != "access_token" or not isinstance(expiry, int):  # noqa: S105
+            return None
+        if 0 <= expiry < int(time.time()):
+            return None
+        session_id = claims.get("sid")
+        return session_id if isinstance(session_id, str) else None
+
+    def _decrypt_grant_path(self, sid: str) -> GrantPath:
+        manager = self.server.context.session_manager
+        session_id = manager._compatible_sid(sid)
+        uid, client_id, grant_id = manager.decrypt_session_id(session_id)
         return GrantPath(session_id, uid, client_id, grant_id)
 
     async def _prefetch_claims(self, uid: str) -> dict[str, dict[str, Any]]:

@@ -161,7 +161,7 @@ def form_fields(html: str) -> tuple[str | None, dict[str, str]]:
     """Return the first form's action and its named inputs with their values.
 
     The first named button counts as pressed, as a browser submitting the form
-    with Enter would send it: on a consent page that is "Allow".
+    with Enter would send it. On a consent page that is "Allow".
     """
     form = _FORM.search(html)
     if form is None:

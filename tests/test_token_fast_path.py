@@ -1,6 +1,6 @@
 """Code redemption and refresh on the grant document (oidc/fast_grants.py).
 
-The fast path must answer as idpyoidc did, write a grant document idpyoidc
+The fast path must respond as idpyoidc did, write a grant document idpyoidc
 loads and would have written, and keep codes and refresh tokens single use.
 Tests that compare the two paths turn the fast path off on the provider for
 one half (`provider.fast_grants = None`), which is the switch the provider
@@ -275,7 +275,7 @@ async def test_refresh_id_token_claims(login):
     claims = jwt_parts(refreshed["id_token"])[1]
     assert reply.status_code == 200
     assert set(refreshed) == set(body)
-    assert "nonce" not in claims
+    assert claims["nonce"] == login.nonce
     assert claims["at_hash"] == expected_at_hash(refreshed["access_token"])
     for name in ("iss", "aud", "sub", "sid", "amr", "acr"):
         assert claims[name] == first[name], name
@@ -314,7 +314,10 @@ async def test_fast_path_grant_loads_in_idpyoidc(login):
     assert grant.is_active()
 
 
-async def test_fast_path_keeps_parents_alive(login):
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "idpyoidc"])
+async def test_grant_parents_live_as_long(login, fast):
+    if not fast:
+        login.op.app[PROVIDER].fast_grants = None
     await redeem(login)
 
     (grant_key,) = await login.op.redis.keys(GRANT_PATTERN)

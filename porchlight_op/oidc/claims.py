@@ -51,7 +51,7 @@ class ClaimsCache:
     async def get_read(
         self, sub: str, cached: bytes | str | None
     ) -> dict[str, Any] | None:
-        """Like get, with the value of the claims key already read by the caller."""
+        """Return the user's claims from the claims key's value, read by the caller."""
         if cached is not None:
             claims: dict[str, Any] = json.loads(cached)
             return claims

@@ -27,10 +27,10 @@ from idpyoidc.server import Server
 from .. import errors
 from ..log import OIDC, security_event
 from ..models import Client
-from ..store.sessions import SessionStore, StoredNode
+from ..store.sessions import StoredNode
 from . import grant_documents as documents
 from .minting import TokenMinter, authorization_request, is_known_shape
-from .state import MAX_ATTEMPTS, token_digest
+from .state import MAX_ATTEMPTS, StateRunner, token_digest
 
 logger = logging.getLogger(OIDC)
 
@@ -50,7 +50,7 @@ Body = dict[str, Any]
 
 @dataclass(frozen=True)
 class GrantPath:
-    """Where a presented code or token points: idpyoidc's session id and its parts."""
+    """The grant a code or token refers to: idpyoidc's session id and its parts."""
 
     session_id: str
     uid: str
@@ -71,15 +71,17 @@ def covers_refresh(form: Mapping[str, str]) -> bool:
 
 
 class _Fallback(Exception):
-    """The grant needs idpyoidc; nothing was written."""
+    """Raised when a grant needs idpyoidc, before anything is written."""
 
 
 class FastGrants:
     """Runs the authorization_code and refresh_token grants on grant documents."""
 
-    def __init__(self, server: Server, issuer: str, store: SessionStore) -> None:
+    def __init__(self, server: Server, issuer: str, runner: StateRunner) -> None:
         self._minter = TokenMinter(server, issuer)
-        self._store = store
+        # The store is taken from the runner on each use, so both paths always
+        # write through the same one.
+        self._runner = runner
 
     async def redeem(
         self, client: Client, form: Mapping[str, str], path: GrantPath
@@ -101,7 +103,7 @@ class FastGrants:
         self, path: GrantPath, step: Callable[[StoredNode], Awaitable[Body | None]]
     ) -> Body | None:
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            stored = await self._store.fetch_grant(
+            stored = await self._runner.store.fetch_grant(
                 path.uid, path.client_id, path.grant_id
             )
             try:
@@ -199,7 +201,7 @@ class FastGrants:
             "id_token" in mints
         ):
             body["id_token"] = self._add_id_token(
-                document, client, scope, access["access_token"], now, True
+                document, client, scope, access["access_token"], now
             )
         return body
 
@@ -266,9 +268,8 @@ class FastGrants:
                 document, token, path, scope, rules, now
             )
         if "id_token" in mints and "openid" in scope:
-            # OIDC Core 12.2: no nonce in an ID token issued on refresh.
             body["id_token"] = self._add_id_token(
-                document, client, scope, access["access_token"], now, False
+                document, client, scope, access["access_token"], now
             )
             token["used"] = token.get("used", 0) + 1
         token["used"] = token.get("used", 0) + 1
@@ -338,11 +339,8 @@ class FastGrants:
         scope: list[str],
         access_token: str,
         now: int,
-        with_nonce: bool,
     ) -> str:
-        value = self._minter.id_token(
-            document, client, scope, access_token, now, with_nonce
-        )
+        value = self._minter.id_token(document, client, scope, access_token, now)
         # idpyoidc appends the ID token to the grant, and pruning drops it
         # before the write; only the grant's mint count remains.
         document["used"] = document.get("used", 0) + 1
@@ -360,12 +358,12 @@ class FastGrants:
         documents.prune(document, now)
         ttl = documents.ttl(document, now)
         data = documents.dump(document) if ttl else None
-        return await self._store.commit_grant(
+        return await self._runner.store.commit_grant(
             path.uid, path.client_id, path.grant_id, stored.version, data, ttl
         )
 
     async def _delete(self, path: GrantPath, stored: StoredNode) -> bool:
-        return await self._store.commit_grant(
+        return await self._runner.store.commit_grant(
             path.uid, path.client_id, path.grant_id, stored.version, None, 0
         )
 

@@ -31,7 +31,7 @@ TOKEN_CLASSES = {
     "refresh_token": REFRESH_TOKEN,
     "id_token": ID_TOKEN,
 }
-# Release points whose claims idpyoidc would put into tokens; a grant that
+# Release points whose claims idpyoidc would put into tokens. A grant that
 # names claims for them needs idpyoidc's claims machinery.
 TOKEN_RELEASE_POINTS = ("access_token", "id_token")
 
@@ -126,8 +126,8 @@ def new_token(
 ) -> Token:
     """Build a token entry with the fields idpyoidc's dump gives one.
 
-    `lifetime` is in seconds, 0 for none. The id is random, where idpyoidc
-    takes uuid1().hex: both are 32 hex digits and nothing reads them back.
+    `lifetime` is in seconds, 0 for none. The id is random where idpyoidc
+    takes uuid1().hex. Both are 32 hex digits, and nothing reads them back.
     """
     token: Token = {
         "claims": {},
@@ -181,13 +181,13 @@ def revoke_access_tokens(document: Document, keep: str) -> None:
 
 def prune(document: Document, now: int) -> None:
     """Drop revoked, expired and ID tokens, as oidc/state.py's prune_grant does."""
-    kept = [
+    live = [
         entry
         for entry in document.get("issued_token", ())
         if _worth_keeping(next(iter(entry.values())), now)
     ]
-    if kept:
-        document["issued_token"] = kept
+    if live:
+        document["issued_token"] = live
     else:
         # idpyoidc's dump leaves out an empty token list.
         document.pop("issued_token", None)

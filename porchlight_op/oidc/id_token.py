@@ -9,8 +9,6 @@
 - `at_hash` of the access token issued with it (OIDC Core 3.3.2.11), which
   idpyoidc's token endpoint leaves out; not for clients that receive opaque
   access tokens.
-- no `nonce` in an ID token issued on refresh: it belongs to the
-  authentication request (OIDC Core 12.2).
 """
 
 from __future__ import annotations
@@ -57,9 +55,6 @@ class PorchlightIDToken(IDToken):  # type: ignore[misc]
         # client receives in its place later.
         if access_token is not None and client.get("access_token_format") != "opaque":
             claims["at_hash"] = at_hash(access_token.value, kwargs.get("alg", "RS256"))
-            parent = grant.get_token(access_token.based_on or "")
-            if parent is not None and parent.token_class == "refresh_token":  # noqa: S105
-                claims.pop("nonce", None)
         return claims
 
 

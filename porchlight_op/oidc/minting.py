@@ -97,11 +97,11 @@ class TokenMinter:
         scope: list[str],
         access_token: str,
         now: int,
-        with_nonce: bool,
     ) -> str:
         """Sign an ID token (OIDC Core 2) for the grant's login."""
         event = authentication_event(document)
         request = authorization_request(document)
+
         claims: dict[str, Any] = {"sub": document.get("sub")}
         if event.get("authn_time") and (
             "max_age" in request or client.require_auth_time
@@ -115,12 +115,15 @@ class TokenMinter:
         # client receives in its place later.
         if client.access_token_format != "opaque":  # noqa: S105 - a format name
             claims["at_hash"] = at_hash(access_token, ID_TOKEN_ALG)
-        if with_nonce and "nonce" in request:
+        # Refreshed ID tokens repeat the login's nonce, as idpyoidc's do, and
+        # RPs such as Authlib's check it on every ID token.
+        if "nonce" in request:
             claims["nonce"] = request["nonce"]
         if event.get(LOGIN_SESSION_FIELD):
             claims["sid"] = event[LOGIN_SESSION_FIELD]
         if event.get("amr"):
             claims["amr"] = list(event["amr"])
+
         claims["iss"] = self._issuer
         claims["iat"] = now
         claims["exp"] = now + self._id_token_lifetime

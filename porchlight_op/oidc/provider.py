@@ -63,7 +63,8 @@ CONFIDENTIAL_AUTH_METHODS = [
 ]
 TOKEN_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 ASSERTION_ALGS = [*ASYMMETRIC_ALGS, *SYMMETRIC_ALGS]
-# Decrypted session ids kept per worker; each entry is a few hundred bytes.
+# Number of decrypted session ids each worker keeps. An entry takes a few
+# hundred bytes.
 SESSION_PATH_CACHE = 4096
 
 
@@ -139,15 +140,13 @@ class Provider:
             server.keyjar, self.issuer, ACCESS_TOKEN_ALG
         )
         # A session id always decrypts to the same path, and decrypting costs
-        # more than a lookup; failures raise and are not cached.
+        # more than a lookup. Failures raise, so they are not cached.
         self._grant_path = functools.lru_cache(maxsize=SESSION_PATH_CACHE)(
             self._decrypt_grant_path
         )
-        # Serves code redemption and refresh on the grant document; idpyoidc
-        # stays the path for what it does not cover. None turns it off.
-        self.fast_grants: FastGrants | None = FastGrants(
-            server, self.issuer, runner.store
-        )
+        # Serves code redemption and refresh on the grant document, and idpyoidc
+        # serves what it does not cover. None turns it off.
+        self.fast_grants: FastGrants | None = FastGrants(server, self.issuer, runner)
 
     # -- authorization (OIDC Core 3.1.2) --
 

@@ -25,10 +25,11 @@ from urllib.parse import quote
 from . import keys
 from .connection import RedisClient
 
-# KEYS: the versioned hashes first, then the sets.
+# KEYS: the versioned hashes first, then the sets and touched parents.
 # ARGV: n_hashes, parent_ttl, then per hash (expected version, data, ttl),
-# then per set (op, member). Empty data deletes the hash; a ttl of 0 means
-# "a parent: keep it at least parent_ttl seconds".
+# then per further key (op, member). Empty data deletes the hash; a ttl of 0
+# means "a parent: keep it at least parent_ttl seconds". The ops are '+'
+# (add the member), '-' (remove it) and '~' (only keep the key that long).
 _COMMIT = """
 local n = tonumber(ARGV[1])
 local parent_ttl = tonumber(ARGV[2])
@@ -64,8 +65,10 @@ for j = n + 1, #KEYS do
   if op == '+' then
     redis.call('SADD', KEYS[j], member)
     extend(KEYS[j])
-  else
+  elseif op == '-' then
     redis.call('SREM', KEYS[j], member)
+  else
+    extend(KEYS[j])
   end
 end
 return {1}
@@ -77,34 +80,6 @@ return {1}
 _DELETE_GRANT = """
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
-return 1
-"""
-
-
-# Rewrites one grant if its version is still ARGV[1]. KEYS: the grant hash, its
-# client's subordinate set, then the parents (user node, user set, client
-# node). ARGV: expected version, the new document ('' deletes the grant and
-# its link), ttl, the grant's member name. Parents that would expire before
-# the grant are extended to its ttl. Returns 1, or 0 on a version mismatch.
-_COMMIT_GRANT = """
-local current = redis.call('HGET', KEYS[1], 'v') or '0'
-if current ~= ARGV[1] then
-  return 0
-end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-  redis.call('SREM', KEYS[2], ARGV[4])
-  return 1
-end
-local ttl = tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], 'v', tonumber(ARGV[1]) + 1, 'd', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ttl)
-for i = 2, #KEYS do
-  local left = redis.call('TTL', KEYS[i])
-  if left >= 0 and left < ttl then
-    redis.call('EXPIRE', KEYS[i], ttl)
-  end
-end
 return 1
 """
 
@@ -171,6 +146,8 @@ class Changes:
     added: list[tuple[str, str]] = field(default_factory=list)  # (set key, member)
     removed: list[tuple[str, str]] = field(default_factory=list)
     parent_ttl: int = 0
+    # Parent keys that are not rewritten but must live parent_ttl seconds.
+    touched: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.writes or self.added or self.removed)
@@ -183,7 +160,6 @@ class SessionStore:
         self._redis = client
         self._commit = client.register_script(_COMMIT)
         self._delete_grant = client.register_script(_DELETE_GRANT)
-        self._commit_grant = client.register_script(_COMMIT_GRANT)
 
     async def fetch_branch(
         self, uid: str, client_id: str, grant_id: str | None = None
@@ -235,33 +211,29 @@ class SessionStore:
         data: bytes | None,
         ttl: int,
     ) -> bool:
-        """Write (or, with data None, delete) one grant; False if its version moved.
+        """Write one grant, or delete it when data is None; False if its version moved.
 
         The user and client nodes are not rewritten, only kept alive as long as
         the grant.
         """
-        grant_keys = [
-            grant_key(uid, client_id, grant_id),
-            client_subordinates_key(uid, client_id),
-            user_node_key(uid),
-            user_subordinates_key(uid),
-            client_node_key(uid, client_id),
-        ]
-        args: list[bytes | str | int] = [
-            expected_version,
-            data or b"",
-            ttl,
-            grant_member(uid, client_id, grant_id),
-        ]
-        result = await self._commit_grant(keys=grant_keys, args=args)
-        return int(result) == 1
+        key = grant_key(uid, client_id, grant_id)
+        changes = Changes(writes=[Write(key, expected_version, data, ttl)])
+        if data is None:
+            member = grant_member(uid, client_id, grant_id)
+            changes.removed.append((client_subordinates_key(uid, client_id), member))
+        else:
+            changes.parent_ttl = ttl
+            changes.touched = parent_keys(uid, client_id)
+        return await self.commit(changes) is None
 
     async def commit(self, changes: Changes) -> str | None:
         """Apply the changes; return None, or the key whose version moved."""
         hash_keys = [write.key for write in changes.writes]
-        set_keys = [key for key, _ in changes.added] + [
-            key for key, _ in changes.removed
-        ]
+        set_keys = (
+            [key for key, _ in changes.added]
+            + [key for key, _ in changes.removed]
+            + changes.touched
+        )
         args: list[str | bytes | int] = [len(hash_keys), changes.parent_ttl]
         for write in changes.writes:
             args += [write.expected_version, write.data or b"", write.ttl]
@@ -269,6 +241,8 @@ class SessionStore:
             args += ["+", member]
         for _, member in changes.removed:
             args += ["-", member]
+        for _ in changes.touched:
+            args += ["~", ""]
 
         result = await self._commit(keys=hash_keys + set_keys, args=args)
         if int(result[0]) == 1:
@@ -284,6 +258,16 @@ class SessionStore:
             client_subordinates_key(uid, client_id),
         ]
         await self._delete_grant(keys=grant_keys, args=[member])
+
+
+def parent_keys(uid: str, client_id: str) -> list[str]:
+    """Return the keys of a grant's parents: user and client nodes and their sets."""
+    return [
+        user_node_key(uid),
+        user_subordinates_key(uid),
+        client_node_key(uid, client_id),
+        client_subordinates_key(uid, client_id),
+    ]
 
 
 def grant_member(uid: str, client_id: str, grant_id: str) -> str:

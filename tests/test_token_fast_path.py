@@ -428,6 +428,15 @@ async def test_refresh_with_unknown_parameter_uses_idpyoidc(login):
 # -- code rules --
 
 
+async def test_code_with_unknown_parameter_uses_idpyoidc(login):
+    reply = await redeem(login, extension="x")
+
+    body = reply.json()
+    assert reply.status_code == 200
+    assert set(body) >= {"access_token", "refresh_token", "id_token"}
+    assert jwt_parts(body["id_token"])[1]["nonce"] == login.nonce
+
+
 async def test_code_of_other_client_rejected(login):
     await login.op.add_client("other", secret=SECRET)
     code = await login.code()

@@ -258,10 +258,12 @@ class FastGrants:
         now: int,
     ) -> Body:
         """Mint what idpyoidc's RefreshTokenHelper.process_request mints."""
+        mints = (token.get("usage_rules") or {}).get("supports_minting") or []
+        if "access_token" not in mints:
+            raise _Fallback
         access = self._add_access_token(document, token, path, scope, now)
         body: Body = {"token_type": "Bearer", "scope": " ".join(scope)}
         body.update(access)
-        mints = (token.get("usage_rules") or {}).get("supports_minting") or []
         if "refresh_token" in mints and "offline_access" in scope:
             rules = documents.copy_rules(token.get("usage_rules") or {})
             body["refresh_token"] = self._add_refresh_token(

@@ -84,34 +84,50 @@ class FastGrants:
         self._runner = runner
 
     async def redeem(
-        self, client: Client, form: Mapping[str, str], path: GrantPath
+        self,
+        client: Client,
+        form: Mapping[str, str],
+        path: GrantPath,
+        stored: StoredNode | None = None,
     ) -> Body | None:
-        """Exchange a code for tokens (RFC 6749 4.1.3); None means "use idpyoidc"."""
+        """Exchange a code for tokens (RFC 6749 4.1.3); None means "use idpyoidc".
+
+        `stored` is the grant if the caller read it already.
+        """
         return await self._run(
-            path, lambda stored: self._redeem(client, form, path, stored)
+            path, stored, lambda read: self._redeem(client, form, path, read)
         )
 
     async def refresh(
-        self, client: Client, form: Mapping[str, str], path: GrantPath
+        self,
+        client: Client,
+        form: Mapping[str, str],
+        path: GrantPath,
+        stored: StoredNode | None = None,
     ) -> Body | None:
         """Refresh with rotation and reuse detection (RFC 6749 6, RFC 9700 4.14.2)."""
         return await self._run(
-            path, lambda stored: self._refresh(client, form, path, stored)
+            path, stored, lambda read: self._refresh(client, form, path, read)
         )
 
     async def _run(
-        self, path: GrantPath, step: Callable[[StoredNode], Awaitable[Body | None]]
+        self,
+        path: GrantPath,
+        stored: StoredNode | None,
+        step: Callable[[StoredNode], Awaitable[Body | None]],
     ) -> Body | None:
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            stored = await self._runner.store.fetch_grant(
-                path.uid, path.client_id, path.grant_id
-            )
+            if stored is None:
+                stored = await self._runner.store.fetch_grant(
+                    path.uid, path.client_id, path.grant_id
+                )
             try:
                 body = await step(stored)
             except _Fallback:
                 return None
             if body is not None:
                 return body
+            stored = None
             logger.info(
                 "grant changed concurrently, retrying (attempt %d, grant %s)",
                 attempt,

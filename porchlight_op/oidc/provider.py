@@ -28,6 +28,7 @@ from ..settings import Settings
 from ..store import keys as store_keys
 from ..store.clients import ClientStore
 from ..store.login_sessions import LoginSessionGrants, SessionGrant
+from ..store.sessions import StoredNode
 from ..store.token_records import TokenRecords
 from . import clients as client_rules
 from . import request_rules
@@ -63,6 +64,12 @@ CONFIDENTIAL_AUTH_METHODS = [
 ]
 TOKEN_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 ASSERTION_ALGS = [*ASYMMETRIC_ALGS, *SYMMETRIC_ALGS]
+# The form parameter that carries the code or token of each grant type the
+# grant-document path serves, and the idpyoidc token handler that decodes it.
+PRESENTED_PARAMETER = {
+    "authorization_code": ("code", "authorization_code"),
+    "refresh_token": ("refresh_token", "refresh_token"),
+}
 # Number of decrypted session ids each worker keeps. An entry takes a few
 # hundred bytes.
 SESSION_PATH_CACHE = 4096
@@ -101,6 +108,15 @@ class AuthorizationRequest:
     def max_age(self) -> int | None:
         value = self.params.get("max_age")
         return int(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """An authenticated client and the grant its code or token points to, as read."""
+
+    client: Client
+    path: GrantPath
+    grant: StoredNode
 
 
 class AuthorizationError(errors.PorchlightError):
@@ -309,7 +325,11 @@ class Provider:
         self, form: Mapping[str, str], authorization: str | None
     ) -> dict[str, Any]:
         """Process a token request; raise an OAuthError on failure."""
-        client = await self.authenticate_client(form, authorization)
+        prefetched = await self._prefetch_grant(form, authorization)
+        if prefetched is not None:
+            client = prefetched.client
+        else:
+            client = await self.authenticate_client(form, authorization)
 
         grant_type = form.get("grant_type")
         if not grant_type:
@@ -323,10 +343,44 @@ class Provider:
         if grant_type not in client.grant_types:
             raise errors.UnauthorizedClient(f"the client may not use {grant_type}")
         if grant_type == "authorization_code":
-            body = await self._code_grant(client, form)
+            body = await self._code_grant(client, form, prefetched)
         else:
-            body = await self._refresh_grant(client, form)
+            body = await self._refresh_grant(client, form, prefetched)
         return await self.tokens.finish(client, body)
+
+    async def _prefetch_grant(
+        self, form: Mapping[str, str], authorization: str | None
+    ) -> Prefetched | None:
+        """Authenticate the client and read the grant in one round trip, if possible.
+
+        Only for requests the grant-document path serves and clients with a
+        secret or none; None means "authenticate the usual way". Client
+        authentication still decides first, so its errors come first.
+        """
+        grant_type = form.get("grant_type")
+        if self.fast_grants is None or grant_type not in PRESENTED_PARAMETER:
+            return None
+        parameter, handler_key = PRESENTED_PARAMETER[grant_type]
+        presented = form.get(parameter)
+        covered = covers_code(form) if parameter == "code" else covers_refresh(form)
+        if not presented or not covered:
+            return None
+        credentials = client_rules.read_credentials(form, authorization)
+        if credentials.assertion is not None:
+            return None
+        found = self._resolve_session(presented, handler_key)
+        if found is None or found.client_id != credentials.client_id:
+            return None
+
+        stored, (record,) = await self._runner.store.fetch_grant_with(
+            found.uid,
+            found.client_id,
+            found.grant_id,
+            [store_keys.client(found.client_id)],
+        )
+        registered = None if record is None else Client.from_json(record)
+        client = client_rules.authenticate(registered, credentials)
+        return Prefetched(client, found, stored)
 
     async def authenticate_client(
         self, form: Mapping[str, str], authorization: str | None
@@ -363,7 +417,10 @@ class Provider:
         return await self.tokens.introspect(client, token, form.get("token_type_hint"))
 
     async def _code_grant(
-        self, client: Client, form: Mapping[str, str]
+        self,
+        client: Client,
+        form: Mapping[str, str],
+        prefetched: Prefetched | None = None,
     ) -> dict[str, Any]:
         code = form.get("code")
         if not code:
@@ -374,11 +431,16 @@ class Provider:
         if verifier is not None and not CODE_VERIFIER.fullmatch(verifier):
             raise errors.InvalidGrant("code_verifier is malformed")
 
-        found = self._resolve_session(code, "authorization_code")
+        found = (
+            prefetched.path
+            if prefetched is not None
+            else self._resolve_session(code, "authorization_code")
+        )
         if found is None or found.client_id != client.client_id:
             raise errors.InvalidGrant("the code is invalid or expired")
         if self.fast_grants is not None and covers_code(form):
-            body = await self.fast_grants.redeem(client, form, found)
+            stored = prefetched.grant if prefetched is not None else None
+            body = await self.fast_grants.redeem(client, form, found, stored)
             if body is not None:
                 security_event(
                     "code_redeemed", client_id=client.client_id, sub=found.uid
@@ -421,16 +483,24 @@ class Provider:
         return response
 
     async def _refresh_grant(
-        self, client: Client, form: Mapping[str, str]
+        self,
+        client: Client,
+        form: Mapping[str, str],
+        prefetched: Prefetched | None = None,
     ) -> dict[str, Any]:
         refresh_token = form.get("refresh_token")
         if not refresh_token:
             raise errors.InvalidRequest("refresh_token is missing")
-        found = self._resolve_session(refresh_token, "refresh_token")
+        found = (
+            prefetched.path
+            if prefetched is not None
+            else self._resolve_session(refresh_token, "refresh_token")
+        )
         if found is None or found.client_id != client.client_id:
             raise errors.InvalidGrant("the refresh token is invalid or expired")
         if self.fast_grants is not None and covers_refresh(form):
-            body = await self.fast_grants.refresh(client, form, found)
+            stored = prefetched.grant if prefetched is not None else None
+            body = await self.fast_grants.refresh(client, form, found, stored)
             if body is not None:
                 security_event(
                     "token_refreshed", client_id=client.client_id, sub=found.uid

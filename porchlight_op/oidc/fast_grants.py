@@ -90,7 +90,7 @@ class FastGrants:
         path: GrantPath,
         stored: StoredNode | None = None,
     ) -> Body | None:
-        """Exchange a code for tokens (RFC 6749 4.1.3); None means "use idpyoidc".
+        """Exchange a code for tokens (RFC 6749 4.1.3), or return None for idpyoidc.
 
         `stored` is the grant if the caller read it already.
         """

@@ -67,8 +67,8 @@ def at_hash(access_token: str, alg: str) -> str:
 def _new_access_token(grant: Grant) -> SessionToken | None:
     """Return the access token minted in this request, if any.
 
-    Tokens loaded from Redis carry digests as values; only one minted in the
-    running request carries its value.
+    Tokens loaded from Redis carry digests as values. Only a token minted in
+    the running request carries its value.
     """
     for token in reversed(grant.issued_token):
         if token.token_class == "access_token" and not str(token.value).startswith(  # noqa: S105

@@ -353,9 +353,10 @@ class Provider:
     ) -> Prefetched | None:
         """Authenticate the client and read the grant in one round trip, if possible.
 
-        Only for requests the grant-document path serves and clients with a
-        secret or none; None means "authenticate the usual way". Client
-        authentication still decides first, so its errors come first.
+        Only for requests the grant-document path serves, from clients that
+        authenticate with a secret or not at all. None means "authenticate
+        the usual way". Client authentication still decides first, so its
+        errors come first.
         """
         grant_type = form.get("grant_type")
         if self.fast_grants is None or grant_type not in PRESENTED_PARAMETER:

@@ -74,7 +74,9 @@ class JwsSigner:
         for key in pick_key(keys, "sig", alg=self._alg):
             if isinstance(key, AsymmetricKey) and key.has_private_key():
                 return key
-        raise NoSuitableSigningKeys(f"no private signing key for {self._alg}")
+        raise NoSuitableSigningKeys(
+            f"no current private key for {self._alg}; check the keyring's keys"
+        )
 
 
 class CannotVerify(Exception):

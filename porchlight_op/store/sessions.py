@@ -211,10 +211,10 @@ class SessionStore:
         data: bytes | None,
         ttl: int,
     ) -> bool:
-        """Write one grant, or delete it when data is None; False if its version moved.
+        """Write one grant, or delete it when data is None.
 
-        The user and client nodes are not rewritten, only kept alive as long as
-        the grant.
+        Returns False when the grant's version moved. The user and client
+        nodes are not rewritten, only kept alive as long as the grant.
         """
         key = grant_key(uid, client_id, grant_id)
         changes = Changes(writes=[Write(key, expected_version, data, ttl)])

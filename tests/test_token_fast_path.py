@@ -414,6 +414,18 @@ async def test_refresh_with_wider_scope_rejected(login):
     assert after.status_code == 200
 
 
+async def test_refresh_with_wider_scope_rejected_by_idpyoidc_path(login):
+    first = (await redeem(login)).json()
+
+    reply = await post_token(
+        login.op.url,
+        refresh_form(first["refresh_token"], scope="openid address", extension="x"),
+    )
+
+    assert reply.status_code == 400
+    assert reply.json()["error"] == "invalid_scope"
+
+
 async def test_refresh_with_unknown_parameter_uses_idpyoidc(login):
     first = (await redeem(login)).json()
 

@@ -14,6 +14,7 @@ import aiohttp_session
 import jinja2
 from aiohttp import web
 
+from .accounts.passkeys import PasskeyCeremonies
 from .accounts.service import Accounts
 from .accounts.throttle import LoginThrottle
 from .log import APP
@@ -40,11 +41,13 @@ from .web import cors, i18n, middlewares
 from .web.keys import (
     ACCOUNTS,
     CONSENTS,
+    PASSKEYS,
     PENDING,
     PROVIDER,
     REDIS,
     SETTINGS,
     THROTTLE,
+    WEBAUTHN,
 )
 from .web.logout import logout_context
 from .web.proxies import forwarded_headers, parse_networks
@@ -81,6 +84,8 @@ def create_app(settings: Settings, client: RedisClient) -> web.Application:
     app[SETTINGS] = settings
     app[REDIS] = client
     app[THROTTLE] = LoginThrottle(client, settings)
+    app[WEBAUTHN] = PasskeyCeremonies(client, settings.issuer)
+    app[PASSKEYS] = app[WEBAUTHN].store
     environment = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),

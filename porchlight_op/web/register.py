@@ -158,3 +158,9 @@ def _unusable(request: web.Request, invitation: Invitation | None) -> web.Respon
 
 def _store(request: web.Request) -> InvitationStore:
     return InvitationStore(request.app[REDIS])
+
+
+# Used by the passkey enrolment in web/passkeys.py.
+render_form = _form
+unusable = _unusable
+invitation_claims = _claims

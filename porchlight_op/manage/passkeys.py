@@ -1,0 +1,162 @@
+"""Passkeys and password removal on the management area's sign-in methods page.
+
+Removing the last sign-in method (the only passkey of a user without a
+password, or the password of a user without passkeys) is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from ..accounts.passkeys import ADD, PasskeyRejected, clean_name
+from ..log import WEB, security_event
+from ..models import User
+from ..store.passkeys import CredentialTaken
+from ..web.keys import ACCOUNTS, PASSKEYS, REQUEST_ID, WEBAUTHN
+from ..web.login_session import check_csrf
+from ..web.passkeys import json_error, json_reply, parse_credential, read_json
+from . import login, pages
+
+logger = logging.getLogger(WEB)
+
+PASSKEYS_PATH = "/manage/credentials/passkeys"
+LAST_PASSKEY = (
+    "This is your only way to sign in. Set a password or add another passkey"
+    " before you remove it."
+)
+NO_PASSKEY_LEFT = (
+    "The password is your only way to sign in. Add a passkey before you remove it."
+)
+OTHER_ACCOUNT = "This passkey request belongs to another account. Reload the page."
+SESSION_ENDED = "Your session has ended. Reload the page to sign in again."
+
+
+def setup_manage_passkey_routes(router: web.UrlDispatcher) -> None:
+    """Register the passkey and password removal routes of /manage/credentials."""
+    router.add_post(PASSKEYS_PATH + "/options", add_options)
+    router.add_post(PASSKEYS_PATH, add_submit)
+    router.add_post(PASSKEYS_PATH + "/rename", rename_submit)
+    router.add_post(PASSKEYS_PATH + "/remove", remove_submit)
+    router.add_post("/manage/credentials/password/remove", remove_password_submit)
+
+
+async def add_options(request: web.Request) -> web.Response:
+    """POST .../passkeys/options: registration options for the signed-in user."""
+    user = await _user_or_none(request)
+    if user is None:
+        return json_error(SESSION_ENDED, 401)
+    if await read_json(request) is None:
+        return json_error("The form expired; reload the page.", 403)
+    ceremony_id, options = await request.app[WEBAUTHN].registration_options(
+        ADD, user.sub, user.username
+    )
+    return json_reply({"ceremony": ceremony_id, "publicKey": options})
+
+
+async def add_submit(request: web.Request) -> web.Response:
+    """POST .../passkeys: verify the new passkey and store it for the user."""
+    user, form = await _checked_form(request)
+    ceremonies = request.app[WEBAUTHN]
+    try:
+        ceremony = await ceremonies.take(_text(form, "ceremony"), ADD)
+        if ceremony.sub != user.sub:
+            raise PasskeyRejected(OTHER_ACCOUNT, "ceremony of another user")
+        credential = parse_credential(_text(form, "credential"))
+        passkey = ceremonies.verify_registration(
+            ceremony, credential, _text(form, "name")
+        )
+        await request.app[PASSKEYS].add(user.sub, passkey)
+    except PasskeyRejected as rejected:
+        logger.info("passkey rejected: %s, sub=%s", rejected.reason, user.sub)
+        return await pages._render_credentials(request, user, str(rejected), 400)
+    except CredentialTaken:
+        logger.info("passkey rejected: registered already, sub=%s", user.sub)
+        error = "This passkey is registered already."
+        return await pages._render_credentials(request, user, error, 400)
+    security_event("passkey_added", request_id=request[REQUEST_ID], sub=user.sub)
+    return await _done(request, user, "The passkey was added.")
+
+
+async def rename_submit(request: web.Request) -> web.Response:
+    """POST .../passkeys/rename: give one of the user's passkeys a new name."""
+    user, form = await _checked_form(request)
+    name = clean_name(_text(form, "name"))
+    if not name:
+        error = "Enter a name for the passkey."
+        return await pages._render_credentials(request, user, error, 400)
+    renamed = await request.app[PASSKEYS].rename(
+        user.sub, _text(form, "credential_id"), name
+    )
+    if renamed is None:
+        return await _not_found(request, user)
+    return await _done(request, user, "The passkey was renamed.")
+
+
+async def remove_submit(request: web.Request) -> web.Response:
+    """POST .../passkeys/remove: delete a passkey unless it is the last method."""
+    user, form = await _checked_form(request)
+    store = request.app[PASSKEYS]
+    credential_id = _text(form, "credential_id")
+    if await store.get(user.sub, credential_id) is None:
+        return await _not_found(request, user)
+    # NOTE: two concurrent removals may both pass this check and leave a user
+    # without a password with no passkey; the checks are separate commands.
+    others = [p for p in await store.list(user.sub) if p.credential_id != credential_id]
+    if user.password_hash is None and not others:
+        logger.info("passkey removal refused: last sign-in method, sub=%s", user.sub)
+        return await pages._render_credentials(request, user, LAST_PASSKEY, 409)
+    await store.remove(user.sub, credential_id)
+    security_event("passkey_removed", request_id=request[REQUEST_ID], sub=user.sub)
+    return await _done(request, user, "The passkey was removed.")
+
+
+async def remove_password_submit(request: web.Request) -> web.Response:
+    """POST /manage/credentials/password/remove: delete the password."""
+    user, form = await _checked_form(request)
+    if user.password_hash is None:
+        return await _done(request, user, "No password is set for your account.")
+    if not await request.app[PASSKEYS].list(user.sub):
+        logger.info("password removal refused: last sign-in method, sub=%s", user.sub)
+        return await pages._render_credentials(request, user, NO_PASSKEY_LEFT, 409)
+    accounts = request.app[ACCOUNTS]
+    current = _text(form, "current_password")
+    if await accounts.authenticate(user.username, current) is None:
+        logger.info("password removal rejected: wrong password, sub=%s", user.sub)
+        error = "The current password is wrong."
+        return await pages._render_credentials(request, user, error, 400)
+    user = await accounts.set_password(user.sub, None)
+    return await _done(request, user, "Your password was removed.")
+
+
+async def _user_or_none(request: web.Request) -> User | None:
+    sub = await login.management_sub(request)
+    user = None if sub is None else await request.app[ACCOUNTS].get(sub)
+    return None if user is None or user.disabled else user
+
+
+async def _checked_form(request: web.Request) -> tuple[User, dict[str, str]]:
+    """Return the signed-in user and the posted form, or end the request."""
+    user = await _user_or_none(request)
+    if user is None:
+        await login.start(request, login.HOME_PATH)
+    posted = await request.post()
+    form = {key: value for key, value in posted.items() if isinstance(value, str)}
+    if not await check_csrf(request, form.get("csrf_token")):
+        logger.info("management form rejected: invalid CSRF token, sub=%s", user.sub)
+        raise web.HTTPForbidden(reason="Form expired")
+    return user, form
+
+
+async def _not_found(request: web.Request, user: User) -> web.Response:
+    error = "That passkey was not found. It may have been removed already."
+    return await pages._render_credentials(request, user, error, 404)
+
+
+async def _done(request: web.Request, user: User, notice: str) -> web.Response:
+    return await pages._render_credentials(request, user, None, 200, notice=notice)
+
+
+def _text(form: dict[str, str], name: str) -> str:
+    return form.get(name, "")

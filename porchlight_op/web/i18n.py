@@ -111,6 +111,93 @@ GERMAN: Mapping[str, str] = {
     "Profile": "Profil",
     "Sessions": "Sitzungen",
     "Administration": "Verwaltung",
+    # passkeys: login, registration and sign-in methods pages, page script
+    "Sign in with a passkey": "Mit einem Passkey anmelden",
+    "Or sign in with your username and password:": (
+        "Oder melden Sie sich mit Benutzername und Passwort an:"
+    ),
+    "Create account with a passkey": "Konto mit einem Passkey erstellen",
+    "Or choose a password:": "Oder wählen Sie ein Passwort:",
+    "The passkey request was cancelled or timed out.": (
+        "Die Passkey-Anfrage wurde abgebrochen oder ist abgelaufen."
+    ),
+    "This passkey is registered already.": "Dieser Passkey ist bereits registriert.",
+    "The browser refused the passkey request for this address.": (
+        "Der Browser hat die Passkey-Anfrage für diese Adresse abgelehnt."
+    ),
+    "This browser does not support passkeys.": (
+        "Dieser Browser unterstützt keine Passkeys."
+    ),
+    "The server could not be reached. Check your connection and try again.": (
+        "Der Server ist nicht erreichbar. Prüfen Sie Ihre Verbindung und "
+        "versuchen Sie es erneut."
+    ),
+    "The server refused the passkey request. Reload the page and try again.": (
+        "Der Server hat die Passkey-Anfrage abgelehnt. Laden Sie die Seite neu "
+        "und versuchen Sie es erneut."
+    ),
+    "The passkey could not be used.": "Der Passkey konnte nicht verwendet werden.",
+    "The passkey request has expired. Try again.": (
+        "Die Passkey-Anfrage ist abgelaufen. Versuchen Sie es erneut."
+    ),
+    "This passkey is not registered here.": (
+        "Dieser Passkey ist hier nicht registriert."
+    ),
+    "The passkey response could not be verified.": (
+        "Die Antwort des Passkeys konnte nicht geprüft werden."
+    ),
+    "This passkey was refused because its use counter went backwards.": (
+        "Dieser Passkey wurde abgelehnt, weil sein Nutzungszähler zurückging."
+    ),
+    "This passkey cannot be used to sign in.": (
+        "Mit diesem Passkey ist keine Anmeldung möglich."
+    ),
+    "The passkey response is missing.": "Die Antwort des Passkeys fehlt.",
+    "This invitation link is no longer valid. Reload the page.": (
+        "Dieser Einladungslink ist nicht mehr gültig. Laden Sie die Seite neu."
+    ),
+    "The passkey request expired.": "Die Passkey-Anfrage ist abgelaufen.",
+    "Passkeys": "Passkeys",
+    "Created %(date)s": "Erstellt am %(date)s",
+    "Last used %(date)s": "Zuletzt verwendet am %(date)s",
+    "Not used yet": "Noch nicht verwendet",
+    "New name for %(name)s": "Neuer Name für %(name)s",
+    "Rename": "Umbenennen",
+    "Remove": "Entfernen",
+    "Remove %(name)s": "%(name)s entfernen",
+    "You have no passkeys yet.": "Sie haben noch keine Passkeys.",
+    "Name of the new passkey (optional)": "Name des neuen Passkeys (optional)",
+    "Add a passkey": "Passkey hinzufügen",
+    "Adding a passkey needs JavaScript.": (
+        "Zum Hinzufügen eines Passkeys wird JavaScript benötigt."
+    ),
+    "Set password": "Passwort festlegen",
+    "Remove the password": "Passwort entfernen",
+    "Current password, to confirm": "Aktuelles Passwort zur Bestätigung",
+    "Remove password": "Passwort entfernen",
+    "Your password was removed.": "Ihr Passwort wurde entfernt.",
+    "The passkey was added.": "Der Passkey wurde hinzugefügt.",
+    "The passkey was renamed.": "Der Passkey wurde umbenannt.",
+    "The passkey was removed.": "Der Passkey wurde entfernt.",
+    "Enter a name for the passkey.": "Geben Sie einen Namen für den Passkey ein.",
+    "That passkey was not found. It may have been removed already.": (
+        "Dieser Passkey wurde nicht gefunden. Vielleicht wurde er bereits entfernt."
+    ),
+    "This is your only way to sign in. Set a password or add another passkey"
+    " before you remove it.": (
+        "Dies ist Ihre einzige Anmeldemethode. Legen Sie ein Passwort fest oder "
+        "fügen Sie einen weiteren Passkey hinzu, bevor Sie ihn entfernen."
+    ),
+    "The password is your only way to sign in. Add a passkey before you remove it.": (
+        "Das Passwort ist Ihre einzige Anmeldemethode. Fügen Sie einen Passkey "
+        "hinzu, bevor Sie es entfernen."
+    ),
+    "This passkey request belongs to another account. Reload the page.": (
+        "Diese Passkey-Anfrage gehört zu einem anderen Konto. Laden Sie die Seite neu."
+    ),
+    "Your session has ended. Reload the page to sign in again.": (
+        "Ihre Sitzung ist beendet. Laden Sie die Seite neu, um sich erneut anzumelden."
+    ),
 }
 
 CATALOGS: Mapping[str, Mapping[str, str]] = {"en": {}, "de": GERMAN}

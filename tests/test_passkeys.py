@@ -96,7 +96,7 @@ async def passkey_login(
     rp_url: str | None = None,
     **bend: Any,
 ) -> aiohttp.ClientResponse:
-    """Run a whole passkey login; `bend` changes the authenticator's answer."""
+    """Run a whole passkey login; `bend` changes the authenticator's response."""
     form = await login_page(browser, op, rp_url)
     options = await login_options(browser, op, form)
     reply = authenticator.get(options["publicKey"], credential, **bend)
@@ -369,16 +369,20 @@ async def test_login_rejects_counter_not_increased(
     used = credential.sign_count
     caplog.set_level(logging.WARNING, logger="porchlight_op.accounts")
 
-    reply = await passkey_login(
-        Browser.open(op.url), op, authenticator, credential, sign_count=used
-    )
+    fresh = Browser.open(op.url)
+    try:
+        reply = await passkey_login(
+            fresh, op, authenticator, credential, sign_count=used
+        )
+    finally:
+        await fresh.close()
 
     await assert_login_rejected(reply, "counter went backwards")
     assert await stored_count(op, alice) == used
     assert "possible cloned authenticator" in caplog.text
 
 
-async def test_store_refuses_lower_counter(op, alice, authenticator):
+async def test_store_rejects_lower_counter(op, alice, authenticator):
     credential = await enrol(op, alice, authenticator)
     store = PasskeyStore(op.redis)
     passkey_id = (await store.list(alice.sub))[0].credential_id
@@ -527,13 +531,13 @@ async def test_manage_add_rejects_other_users_ceremony(op, alice, authenticator)
 async def test_manage_add_rejects_registered_credential(op, browser, alice):
     bob = await op.add_user("bob", PASSWORD)
     bob_authenticator = SoftAuthenticator(op.url)
-    taken = await enrol(op, bob, bob_authenticator)
+    registered = await enrol(op, bob, bob_authenticator)
     await sign_in_manage_with_password(browser, op, "alice")
     authenticator = SoftAuthenticator(op.url)
     original = authenticator.create
 
     def create_with_taken_id(options: dict[str, Any], **bend: Any):
-        return original(options, credential_id=taken.credential_id, **bend)
+        return original(options, credential_id=registered.credential_id, **bend)
 
     authenticator.create = create_with_taken_id  # type: ignore[method-assign]
 
@@ -573,7 +577,7 @@ async def test_manage_rename_passkey(op, browser, alice, authenticator):
     assert passkey.name == "work laptop"
 
 
-async def test_manage_refuses_removing_last_passkey(op, browser, authenticator):
+async def test_manage_rejects_removing_last_passkey(op, browser, authenticator):
     user = await Accounts(op.redis, op.settings).create_user("carol", None)
     credential = await enrol(op, user, authenticator)
     await sign_in_manage(browser, op, authenticator, credential)
@@ -606,7 +610,7 @@ async def test_manage_removes_passkey_when_password_set(
     assert await op.redis.get(keys.passkey_owner(credential.credential_id)) is None
 
 
-async def test_manage_refuses_removing_only_password(op, browser, alice):
+async def test_manage_rejects_removing_only_password(op, browser, alice):
     await sign_in_manage_with_password(browser, op, "alice")
     _, form = await credentials_form(browser, op)
 
@@ -724,15 +728,17 @@ async def test_invitation_reuse_is_gone(op, browser, authenticator):
     link = await invitation_link(op)
     await enrol_through_invitation(browser, link, "dora", authenticator)
 
-    reply, _ = await enrol_through_invitation(
-        Browser.open(op.url), link, "erin", authenticator
-    )
+    fresh = Browser.open(op.url)
+    try:
+        reply, _ = await enrol_through_invitation(fresh, link, "erin", authenticator)
+    finally:
+        await fresh.close()
 
     assert reply.status == 410
     assert await Accounts(op.redis, op.settings).find("erin") is None
 
 
-async def test_invitation_ceremony_cannot_finish_twice(op, browser, authenticator):
+async def test_invitation_second_ceremony_is_gone(op, browser, authenticator):
     link = await invitation_link(op)
     page = await browser.get(link)
     form = hidden_inputs(await page.text())

@@ -292,7 +292,7 @@ async def test_manage_add_rename_remove_passkeys(op, new_context):
     await page.goto(op.url + "/manage")
     await expect(page.get_by_role("heading", name="Sign-in methods")).to_be_visible()
 
-    # The authenticator holds the first passkey, so the browser excludes it.
+    # The authenticator contains the first passkey, so the browser excludes it.
     await page.get_by_role("button", name="Add a passkey").click()
     await expect(
         page.get_by_text("This passkey is registered already.")

@@ -1,7 +1,7 @@
 """A software WebAuthn authenticator for HTTP-level tests.
 
-It answers the JSON options of py_webauthn the way a browser and a platform
-authenticator would: "none" attestation with an ES256 key for create(), and
+It responds to the JSON options of py_webauthn the way a browser and a
+platform authenticator would: "none" attestation with an ES256 key for create(), and
 ES256 assertions for get(). Every field can be bent (origin, rp id, counter,
 user handle, flags) to test how the server rejects bad responses. The CBOR
 encoding comes from cbor2, the signatures from cryptography.
@@ -76,7 +76,7 @@ class SoftAuthenticator:
         user_verified: bool = True,
         credential_id: bytes | None = None,
     ) -> tuple[dict[str, Any], SoftCredential]:
-        """Answer navigator.credentials.create(); return its JSON and the credential."""
+        """Respond to navigator.credentials.create(); return the JSON and credential."""
         used_rp_id = rp_id or options["rp"]["id"]
         credential = SoftCredential(
             credential_id=credential_id or secrets.token_bytes(32),
@@ -119,7 +119,7 @@ class SoftAuthenticator:
         sign_count: int | None = None,
         user_handle: bytes | None = None,
     ) -> dict[str, Any]:
-        """Answer navigator.credentials.get() with this credential."""
+        """Respond to navigator.credentials.get() with this credential."""
         if sign_count is None:
             credential.sign_count += 1
             sign_count = credential.sign_count

@@ -36,6 +36,7 @@ from porchlight_op.store.connection import RedisClient
 from porchlight_op.store.passkeys import (
     Ceremony,
     CeremonyStore,
+    ConcurrentUpdate,
     Passkey,
     PasskeyStore,
     SignCountNotIncreased,
@@ -207,13 +208,17 @@ class PasskeyCeremonies:
             )
         except SignCountNotIncreased as error:
             logger.warning(
-                "passkey refused, possible cloned authenticator: sub=%s"
+                "passkey rejected, possible cloned authenticator: sub=%s"
                 " stored_count=%d presented_count=%d",
                 sub,
                 error.stored,
                 error.presented,
             )
             raise PasskeyRejected(POSSIBLE_CLONE, "sign count not increased") from None
+        except ConcurrentUpdate:
+            raise PasskeyRejected(
+                NOT_VERIFIED, "passkey record kept changing"
+            ) from None
         if updated is None:
             raise PasskeyRejected(UNKNOWN_PASSKEY, "passkey removed during login")
         return updated

@@ -105,7 +105,7 @@ async def remove_submit(request: web.Request) -> web.Response:
     # without a password with no passkey; the checks are separate commands.
     others = [p for p in await store.list(user.sub) if p.credential_id != credential_id]
     if user.password_hash is None and not others:
-        logger.info("passkey removal refused: last sign-in method, sub=%s", user.sub)
+        logger.info("passkey removal rejected: last sign-in method, sub=%s", user.sub)
         return await pages._render_credentials(request, user, LAST_PASSKEY, 409)
     await store.remove(user.sub, credential_id)
     security_event("passkey_removed", request_id=request[REQUEST_ID], sub=user.sub)
@@ -118,7 +118,7 @@ async def remove_password_submit(request: web.Request) -> web.Response:
     if user.password_hash is None:
         return await _done(request, user, "No password is set for your account.")
     if not await request.app[PASSKEYS].list(user.sub):
-        logger.info("password removal refused: last sign-in method, sub=%s", user.sub)
+        logger.info("password removal rejected: last sign-in method, sub=%s", user.sub)
         return await pages._render_credentials(request, user, NO_PASSKEY_LEFT, 409)
     accounts = request.app[ACCOUNTS]
     current = _text(form, "current_password")

@@ -41,7 +41,7 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
 end
 return 0
 """
-# Delete a key only if it holds the given value (KEYS[1], ARGV[1]).
+# Delete a key only if it contains the given value (KEYS[1], ARGV[1]).
 _DELETE_IF_EQUAL = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -103,7 +103,7 @@ class SignCountNotIncreased(Exception):
 
 
 def counter_acceptable(stored: int, presented: int) -> bool:
-    """Check a signature counter (WebAuthn Level 2, 7.2 step 21).
+    """Check a signature counter (WebAuthn Level 2, 7.2, verifying an assertion).
 
     Authenticators without a counter always send 0, which is accepted while the
     stored value is 0 too. Otherwise the counter must increase.

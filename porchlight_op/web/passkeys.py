@@ -1,8 +1,8 @@
 """Passkey login on the login page and passkey enrolment through an invitation.
 
-The page script (templates/static/passkeys.js) asks a JSON endpoint for the
-ceremony options, runs navigator.credentials, and then posts the response in
-an ordinary form, so the result page is a normal navigation. Every endpoint
+The page script (templates/static/passkeys.js) requests the ceremony options
+from a JSON endpoint, runs navigator.credentials, and then posts the response
+in an ordinary form, so the result page is a normal navigation. Every endpoint
 checks the session's CSRF token: forms in the csrf_token field, JSON requests
 in the X-CSRF-Token header.
 """

@@ -1,6 +1,6 @@
 // Passkey ceremonies for the login, registration and sign-in methods pages.
 //
-// Each <section class="passkey" data-ceremony="get|create"> holds a form with
+// Each <section class="passkey" data-ceremony="get|create"> contains a form with
 // hidden "ceremony" and "credential" inputs, a button with data-passkey-start
 // and an element with data-passkey-error. The script fetches the options from
 // data-options-url (JSON, CSRF token in a header), runs the WebAuthn
@@ -73,8 +73,8 @@
     return JSON.stringify(json);
   }
 
-  function ServerRefusal(message) {
-    this.name = "ServerRefusal";
+  function ServerRejection(message) {
+    this.name = "ServerRejection";
     this.message = message;
   }
 
@@ -96,7 +96,7 @@
         body: JSON.stringify(body),
       });
     } catch (error) {
-      throw new ServerRefusal(section.dataset.msgNetwork);
+      throw new ServerRejection(section.dataset.msgNetwork);
     }
     let data = {};
     try {
@@ -105,13 +105,13 @@
       data = {};
     }
     if (!reply.ok || !data.publicKey) {
-      throw new ServerRefusal(data.error || section.dataset.msgServer);
+      throw new ServerRejection(data.error || section.dataset.msgServer);
     }
     return data;
   }
 
   function describe(section, error) {
-    if (error instanceof ServerRefusal) {
+    if (error instanceof ServerRejection) {
       return error.message;
     }
     if (error.name === "NotAllowedError") {

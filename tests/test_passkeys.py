@@ -17,7 +17,7 @@ from conftest import OP
 from support import Browser, hidden_inputs, query_of
 from webauthn_authenticator import SoftAuthenticator, SoftCredential, b64url
 
-from porchlight_op.accounts.passkeys import ADD
+from porchlight_op.accounts.passkeys import ADD, RelyingPartyIdentity
 from porchlight_op.accounts.service import Accounts
 from porchlight_op.models import User
 from porchlight_op.store import keys
@@ -825,3 +825,34 @@ async def test_login_page_allows_own_script(op, browser):
     assert 'autocomplete="username webauthn"' in await page.text()
     script = await browser.get(op.url + "/static/passkeys.js")
     assert script.status == 200
+
+
+@pytest.mark.parametrize(
+    ("issuer", "rp_id", "origin"),
+    [
+        ("http://localhost:8080", "localhost", "http://localhost:8080"),
+        ("https://ID.Example.org/op", "id.example.org", "https://id.example.org"),
+        ("https://id.example.org:443", "id.example.org", "https://id.example.org"),
+        (
+            "https://id.example.org:8443",
+            "id.example.org",
+            "https://id.example.org:8443",
+        ),
+        ("http://[::1]:9000", "::1", "http://[::1]:9000"),
+    ],
+)
+def test_relying_party_from_issuer(issuer, rp_id, origin):
+    identity = RelyingPartyIdentity.from_issuer(issuer)
+
+    assert identity.id == rp_id
+    assert identity.origin == origin
+
+
+async def test_login_page_offers_passkey_in_german(op, browser):
+    page = await browser.session.get(
+        op.url + "/login", headers={"Accept-Language": "de"}
+    )
+
+    text = await page.text()
+    assert "Mit einem Passkey anmelden" in text
+    assert "Die Passkey-Anfrage wurde abgebrochen oder ist abgelaufen." in text

@@ -54,6 +54,7 @@ ENROL = "enrol"  # an invitee creates an account with a passkey
 CEREMONY_TIMEOUT_MS = 120_000
 MAX_NAME_LENGTH = 64
 KNOWN_TRANSPORTS = frozenset(item.value for item in AuthenticatorTransport)
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 EXPIRED = "The passkey request has expired. Try again."
 UNKNOWN_PASSKEY = "This passkey is not registered here."
@@ -80,11 +81,20 @@ class RelyingPartyIdentity:
 
     @classmethod
     def from_issuer(cls, issuer: str) -> RelyingPartyIdentity:
-        """Derive the rp id and origin from the issuer URL."""
+        """Derive the rp id and origin from the issuer URL.
+
+        The origin is serialized as browsers put it in clientDataJSON (HTML
+        origin serialization): lowercase host, IPv6 in brackets, and no port
+        when it is the scheme's default.
+        """
         parts = urlsplit(issuer)
+        scheme = parts.scheme.lower()
         host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port is not None else ""
-        return cls(id=host, origin=f"{parts.scheme}://{host}{port}")
+        port = parts.port
+        netloc = f"[{host}]" if ":" in host else host
+        if port is not None and DEFAULT_PORTS.get(scheme) != port:
+            netloc = f"{netloc}:{port}"
+        return cls(id=host, origin=f"{scheme}://{netloc}")
 
 
 @dataclass(frozen=True)

@@ -101,8 +101,9 @@ async def remove_submit(request: web.Request) -> web.Response:
     credential_id = _text(form, "credential_id")
     if await store.get(user.sub, credential_id) is None:
         return await _not_found(request, user)
-    # NOTE: two concurrent removals may both pass this check and leave a user
-    # without a password with no passkey; the checks are separate commands.
+    # NOTE: this check and the removal are separate commands, so two concurrent
+    # removals (of two passkeys, or of a passkey and the password) may both
+    # pass it and leave the user without a way to sign in.
     others = [p for p in await store.list(user.sub) if p.credential_id != credential_id]
     if user.password_hash is None and not others:
         logger.info("passkey removal rejected: last sign-in method, sub=%s", user.sub)

@@ -149,6 +149,11 @@
     }
     form.elements.ceremony.value = data.ceremony;
     form.elements.credential.value = credentialJSON(credential);
+    if (section.dataset.usernameInput && form.elements.username) {
+      // Shown again in the username field if the server rejects the passkey.
+      const source = document.getElementById(section.dataset.usernameInput);
+      form.elements.username.value = source.value;
+    }
     form.submit();
   }
 

@@ -7,6 +7,7 @@ The OP runs at http://127.0.0.1:<port>, so the rp id is 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -856,3 +857,42 @@ async def test_login_page_offers_passkey_in_german(op, browser):
     text = await page.text()
     assert "Mit einem Passkey anmelden" in text
     assert "Die Passkey-Anfrage wurde abgebrochen oder ist abgelaufen." in text
+
+
+async def test_store_keeps_last_passkey_without_password(op, authenticator):
+    user = await Accounts(op.redis, op.settings).create_user("hal", None)
+    await enrol(op, user, authenticator)
+    store = PasskeyStore(op.redis)
+    (passkey,) = await store.list(user.sub)
+
+    removed = await store.remove_unless_last(user.sub, passkey.credential_id)
+
+    assert removed is None
+    assert len(await store.list(user.sub)) == 1
+
+
+async def test_store_concurrent_removals_keep_one(op, authenticator):
+    user = await Accounts(op.redis, op.settings).create_user("hal", None)
+    await enrol(op, user, authenticator)
+    await enrol(op, user, authenticator)
+    store = PasskeyStore(op.redis)
+    ids = [passkey.credential_id for passkey in await store.list(user.sub)]
+
+    results = await asyncio.gather(
+        *(store.remove_unless_last(user.sub, credential_id) for credential_id in ids)
+    )
+
+    assert sorted(results, key=str) == [None, True]
+    assert len(await store.list(user.sub)) == 1
+
+
+async def test_store_removes_last_passkey_with_password(op, alice, authenticator):
+    credential = await enrol(op, alice, authenticator)
+    store = PasskeyStore(op.redis)
+    (passkey,) = await store.list(alice.sub)
+
+    removed = await store.remove_unless_last(alice.sub, passkey.credential_id)
+
+    assert removed is True
+    assert await store.list(alice.sub) == []
+    assert await op.redis.get(keys.passkey_owner(credential.credential_id)) is None

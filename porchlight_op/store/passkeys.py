@@ -41,6 +41,24 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
 end
 return 0
 """
+# Delete a passkey unless it is the user's last way to sign in: the last
+# passkey of a user whose record has no password hash. KEYS[1] the user record,
+# KEYS[2] the passkeys hash (same hash tag), ARGV[1] the credential id.
+# Returns 1 when deleted, 0 when missing, -1 when it is the last method.
+_REMOVE_UNLESS_LAST = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  return 0
+end
+local has_password = false
+local user = redis.call('GET', KEYS[1])
+if user then
+  has_password = type(cjson.decode(user).password_hash) == 'string'
+end
+if not has_password and redis.call('HLEN', KEYS[2]) <= 1 then
+  return -1
+end
+return redis.call('HDEL', KEYS[2], ARGV[1])
+"""
 # Delete a key only if it contains the given value (KEYS[1], ARGV[1]).
 _DELETE_IF_EQUAL = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -120,6 +138,7 @@ class PasskeyStore:
         self._redis = redis
         self._replace = redis.register_script(_REPLACE_IF_UNCHANGED)
         self._delete_if_equal = redis.register_script(_DELETE_IF_EQUAL)
+        self._remove_unless_last = redis.register_script(_REMOVE_UNLESS_LAST)
 
     async def list(self, sub: str) -> list[Passkey]:
         """Return the user's passkeys, oldest first."""
@@ -191,6 +210,25 @@ class PasskeyStore:
         if removed:
             logger.info("passkey removed: sub=%s", sub)
         return bool(removed)
+
+    async def remove_unless_last(self, sub: str, credential_id: str) -> bool | None:
+        """Delete a passkey unless the user would be left without a way to sign in.
+
+        Returns True when deleted, False when the passkey did not exist, and
+        None when it is the last passkey of a user without a password. The
+        check and the deletion run in one script, so concurrent removals
+        cannot both pass it.
+        """
+        result = await self._remove_unless_last(
+            keys=[keys.user(sub), keys.passkeys(sub)], args=[credential_id]
+        )
+        if int(result) == -1:
+            return None
+        deleted = int(result) == 1
+        if deleted:
+            await self._release_owner(sub, credential_id)
+            logger.info("passkey removed: sub=%s", sub)
+        return deleted
 
     async def remove_all(self, sub: str) -> int:
         """Delete every passkey of the user; return how many there were."""

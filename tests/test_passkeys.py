@@ -14,13 +14,19 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import OP
+from conftest import OP, TEST_ARGON2
 from support import Browser, hidden_inputs, query_of
+from test_cluster import cluster, cluster_url  # noqa: F401 - Redis Cluster fixtures
 from webauthn_authenticator import SoftAuthenticator, SoftCredential, b64url
 
-from porchlight_op.accounts.passkeys import ADD, RelyingPartyIdentity
+from porchlight_op.accounts.passkeys import (
+    ADD,
+    PasskeyCeremonies,
+    RelyingPartyIdentity,
+)
 from porchlight_op.accounts.service import Accounts
 from porchlight_op.models import User
+from porchlight_op.settings import load_settings
 from porchlight_op.store import keys
 from porchlight_op.store.invitations import InvitationStore
 from porchlight_op.store.passkeys import PasskeyStore, SignCountNotIncreased
@@ -28,6 +34,7 @@ from porchlight_op.web.keys import WEBAUTHN
 
 PASSWORD = "correct horse battery"
 SCOPE = "openid profile email"
+TEST_SETTINGS = load_settings(environ={}, overrides=TEST_ARGON2)
 
 
 # -- helpers --
@@ -896,3 +903,28 @@ async def test_store_removes_last_passkey_with_password(op, alice, authenticator
     assert removed is True
     assert await store.list(alice.sub) == []
     assert await op.redis.get(keys.passkey_owner(credential.credential_id)) is None
+
+
+async def test_passkey_store_on_cluster(cluster):  # noqa: F811 - the fixture
+    user = await Accounts(cluster, TEST_SETTINGS).create_user("ivy", None)
+    ceremonies = PasskeyCeremonies(cluster, "http://localhost:8080")
+    authenticator = SoftAuthenticator("http://localhost:8080")
+    ceremony_id, options = await ceremonies.registration_options(
+        ADD, user.sub, user.username
+    )
+    reply, credential = authenticator.create(options)
+    ceremony = await ceremonies.take(ceremony_id, ADD)
+    passkey = ceremonies.verify_registration(ceremony, reply, "")
+    store = ceremonies.store
+
+    await store.add(user.sub, passkey)
+    found = await store.find(credential.credential_id)
+    counted = await store.update_after_use(user.sub, passkey.credential_id, 3)
+    kept = await store.remove_unless_last(user.sub, passkey.credential_id)
+    removed = await store.remove_all(user.sub)
+
+    assert found == (user.sub, passkey)
+    assert counted.sign_count == 3
+    assert kept is None
+    assert removed == 1
+    assert await store.find(credential.credential_id) is None

@@ -17,7 +17,12 @@ import pytest
 from conftest import OP, TEST_ARGON2
 from support import Browser, hidden_inputs, query_of
 from test_cluster import cluster, cluster_url  # noqa: F401 - Redis Cluster fixtures
-from webauthn_authenticator import SoftAuthenticator, SoftCredential, b64url
+from webauthn_authenticator import (
+    SoftAuthenticator,
+    SoftCredential,
+    b64url,
+    b64url_decode,
+)
 
 from porchlight_op.accounts.passkeys import (
     ADD,
@@ -928,3 +933,34 @@ async def test_passkey_store_on_cluster(cluster):  # noqa: F811 - the fixture
     assert kept is None
     assert removed == 1
     assert await store.find(credential.credential_id) is None
+
+
+async def test_invitation_rejects_sub_taken_meanwhile(op, browser, authenticator):
+    link = await invitation_link(op)
+    page = await browser.get(link)
+    form = hidden_inputs(await page.text())
+    options = await post_json(
+        browser, link + "/passkey/options", form["csrf_token"], {"username": "dora"}
+    )
+    data = await options.json()
+    chosen_sub = b64url_decode(data["publicKey"]["user"]["id"]).decode()
+    await Accounts(op.redis, op.settings).create_user("other", PASSWORD, sub=chosen_sub)
+    reply, _ = authenticator.create(data["publicKey"])
+
+    result = await browser.post_form(
+        link + "/passkey",
+        {
+            "csrf_token": form["csrf_token"],
+            "ceremony": data["ceremony"],
+            "credential": json.dumps(reply),
+        },
+    )
+
+    assert result.status == 400
+    assert "could not be created" in await result.text()
+    assert await Accounts(op.redis, op.settings).find("dora") is None
+    other = await Accounts(op.redis, op.settings).get(chosen_sub)
+    assert other.username == "other"
+    assert await PasskeyStore(op.redis).list(chosen_sub) == []
+    invitation = await InvitationStore(op.redis).find(link.rsplit("/", 1)[1])
+    assert invitation.state == "pending"

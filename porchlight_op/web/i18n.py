@@ -157,6 +157,9 @@ GERMAN: Mapping[str, str] = {
         "Dieser Einladungslink ist nicht mehr gültig. Laden Sie die Seite neu."
     ),
     "The passkey request expired.": "Die Passkey-Anfrage ist abgelaufen.",
+    "The account could not be created. Try again.": (
+        "Das Konto konnte nicht erstellt werden. Versuchen Sie es erneut."
+    ),
     "Passkeys": "Passkeys",
     "Created %(date)s": "Erstellt am %(date)s",
     "Last used %(date)s": "Zuletzt verwendet am %(date)s",

@@ -39,6 +39,7 @@ CSRF_HEADER = "X-CSRF-Token"
 FORM_EXPIRED = "The form expired; reload the page."
 ACCOUNT_UNUSABLE = "This passkey cannot be used to sign in."
 UNUSABLE_LINK = "This invitation link is no longer valid. Reload the page."
+CREATION_FAILED = "The account could not be created. Try again."
 
 
 def setup_passkey_routes(router: web.UrlDispatcher) -> None:
@@ -204,6 +205,10 @@ async def enrol_submit(request: web.Request) -> web.Response:
     user = None
     try:
         user = await _create_user(request, claimed, username, ceremony.sub)
+        if user.sub != ceremony.sub:
+            # UserStore picked another sub because this one was in use, but
+            # the passkey's user handle carries the one chosen before.
+            raise ValueError(CREATION_FAILED)
         await request.app[PASSKEYS].add(user.sub, passkey)
     except (UsernameTaken, ValueError, CredentialTaken) as error:
         if user is not None:

@@ -925,12 +925,12 @@ async def test_passkey_store_on_cluster(cluster):  # noqa: F811 - the fixture
     await store.add(user.sub, passkey)
     found = await store.find(credential.credential_id)
     counted = await store.update_after_use(user.sub, passkey.credential_id, 3)
-    kept = await store.remove_unless_last(user.sub, passkey.credential_id)
+    last_removal = await store.remove_unless_last(user.sub, passkey.credential_id)
     removed = await store.remove_all(user.sub)
 
     assert found == (user.sub, passkey)
     assert counted.sign_count == 3
-    assert kept is None
+    assert last_removal is None
     assert removed == 1
     assert await store.find(credential.credential_id) is None
 

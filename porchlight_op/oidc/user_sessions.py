@@ -37,7 +37,7 @@ class UserSessions:
 
     async def list_logins(self, sub: str) -> list[LoginEntry]:
         """Return the user's live browser logins, newest first."""
-        return await self.logins.list(sub)
+        return await self.logins.entries(sub)
 
     async def list_clients(self, sub: str) -> list[ClientAccess]:
         """Return the clients holding a live grant or a consent of the user."""

@@ -78,7 +78,7 @@ class UserLogins:
         found = await self._touch(keys=[keys.user_logins(sub)], args=[sid, now])
         return int(found) == 1
 
-    async def list(self, sub: str) -> list[LoginEntry]:
+    async def entries(self, sub: str) -> list[LoginEntry]:
         """Return the user's live logins, newest first; drop the expired ones."""
         key = keys.user_logins(sub)
         raw = await self._redis.hgetall(key)

@@ -51,9 +51,9 @@ async def needs_login(browser: Browser, base: str) -> bool:
     if reply.status != 302:
         return False
     authorization = await browser.get(base + reply.headers["Location"])
-    return authorization.status == 302 and authorization.headers[
-        "Location"
-    ].startswith("/login")
+    return authorization.status == 302 and authorization.headers["Location"].startswith(
+        "/login"
+    )
 
 
 async def sessions_form(browser: Browser, base: str) -> dict[str, str]:

@@ -114,9 +114,9 @@ async def test_ending_other_session_signs_it_out(op, browser, second):
     assert await needs_login(second, op.url)
     assert not await needs_login(browser, op.url)
     assert (await userinfo(op.url, second_token["access_token"])).status_code == 401
-    assert (
-        await refresh(op.url, client, second_token["refresh_token"])
-    ).json()["error"] == "invalid_grant"
+    assert (await refresh(op.url, client, second_token["refresh_token"])).json()[
+        "error"
+    ] == "invalid_grant"
 
 
 async def test_ending_other_session_keeps_own_tokens(op, browser, second):

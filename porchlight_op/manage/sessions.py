@@ -58,9 +58,7 @@ async def sessions_page(request: web.Request) -> web.Response:
         "csrf_token": await csrf_token(request),
         "manage_is_admin": "admin" in user.groups,
     }
-    response = aiohttp_jinja2.render_template(
-        "manage_sessions.html", request, context
-    )
+    response = aiohttp_jinja2.render_template("manage_sessions.html", request, context)
     response.headers.update(NO_STORE)
     return response
 

@@ -333,7 +333,7 @@ async def test_revoke_unknown_client_is_not_found(op, browser):
             {"csrf_token": form["csrf_token"], "client_id": client_id},
         )
         assert reply.status == 404, client_id
-        assert "Client not found" in await reply.text()
+        assert "Application not found" in await reply.text()
 
 
 async def test_management_client_is_not_revocable(op, browser):
@@ -406,3 +406,22 @@ async def test_new_login_replaces_entry_of_old_one(op, browser):
 )
 def test_user_agent_summary(header, summary):
     assert summarize_user_agent(header) == summary
+
+
+async def test_page_in_german(op, browser):
+    await op.add_user()
+    await manage_sign_in(browser, op.url)
+    browser.session.headers["Accept-Language"] = "de"
+    form = await sessions_form(browser, op.url)
+
+    page = await browser.get(op.url + "/manage/sessions?done=ended")
+    missing = await browser.post_form(
+        op.url + "/manage/sessions/end",
+        {"csrf_token": form["csrf_token"], "sid": "no-such-session"},
+    )
+    html = await page.text()
+
+    assert "Angemeldete Browser" in html
+    assert "Diesen Browser abmelden" in html
+    assert "Die Sitzung wurde beendet." in html
+    assert "Diese Sitzung ist bereits beendet" in await missing.text()

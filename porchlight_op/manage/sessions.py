@@ -31,7 +31,7 @@ REVOKE_PATH = "/manage/sessions/revoke"
 # The confirmations the page shows after a redirect, by the `done` parameter.
 NOTICES = {
     "ended": "The session was ended.",
-    "revoked": "The client's access was revoked.",
+    "revoked": "The application's access was revoked.",
 }
 # Upper bound for a sid or client_id from a form; longer values match nothing.
 MAX_FIELD_LENGTH = 256
@@ -107,8 +107,8 @@ async def revoke_client(request: web.Request) -> web.Response:
         return page(
             request,
             400,
-            "Cannot revoke this client",
-            "This client is the account management you are using. "
+            "Cannot revoke this application",
+            "This application is the account management you are using. "
             "End the session instead to sign out.",
         )
     granted = {access.client_id for access in await sessions.list_clients(user.sub)}
@@ -117,8 +117,8 @@ async def revoke_client(request: web.Request) -> web.Response:
         return page(
             request,
             404,
-            "Client not found",
-            "You have not granted this client access, or it was revoked already. "
+            "Application not found",
+            "This application has no access to revoke, or it was revoked already. "
             "Reload the sessions page to see your current grants.",
         )
     await sessions.revoke_client(user.sub, client_id)

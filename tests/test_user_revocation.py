@@ -384,3 +384,35 @@ async def test_revoke_everything_without_state_is_harmless(redis):
     assert revoked.logins == 0
     assert revoked.grants == 0
     assert revoked.backchannel_queued == 0
+
+
+async def test_cli_user_disable_revokes(op, browser, redis_server, monkeypatch, capsys):
+    user = await op.add_user()
+    client = await op.add_client("rp-one")
+    _, token = await rp_sign_in(op.url, browser, client)
+    monkeypatch.setenv("PORCHLIGHT_REDIS_URL", redis_server)
+    monkeypatch.delenv("PORCHLIGHT_CONFIG", raising=False)
+
+    code = await asyncio.to_thread(cli.main, ["user", "disable", "alice"])
+    output = capsys.readouterr().out
+    stored = await accounts(op).get(user.sub)
+
+    assert code == 0
+    assert f"disabled user alice ({user.sub})" in output
+    assert stored is not None and stored.disabled
+    assert (await userinfo(op.url, token["access_token"])).status_code == 401
+    assert (await refresh(op.url, client, token["refresh_token"])).status_code == 400
+
+
+async def test_cli_user_enable_allows_login(op, browser, redis_server, monkeypatch):
+    user = await op.add_user()
+    await accounts(op).set_disabled(user.sub, True)
+    monkeypatch.setenv("PORCHLIGHT_REDIS_URL", redis_server)
+    monkeypatch.delenv("PORCHLIGHT_CONFIG", raising=False)
+
+    code = await asyncio.to_thread(cli.main, ["user", "enable", user.sub])
+    client = await op.add_client("rp-one")
+    _, token = await rp_sign_in(op.url, browser, client)
+
+    assert code == 0
+    assert (await userinfo(op.url, token["access_token"])).status_code == 200

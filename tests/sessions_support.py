@@ -82,7 +82,7 @@ async def userinfo(base: str, access_token: str) -> httpx.Response:
 
 
 async def introspect(base: str, client: Client, token: str) -> dict[str, Any]:
-    """Introspect a token as its client; return the JSON answer."""
+    """Introspect a token as its client; return the JSON response."""
     async with httpx.AsyncClient() as http:
         reply = await http.post(
             base + "/introspect",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -425,3 +426,15 @@ async def test_page_in_german(op, browser):
     assert "Diesen Browser abmelden" in html
     assert "Die Sitzung wurde beendet." in html
     assert "Diese Sitzung ist bereits beendet" in await missing.text()
+
+
+async def test_session_without_index_entry_ends(op, browser):
+    await op.add_user()
+    await manage_sign_in(browser, op.url)
+    # A session written before logins were indexed lacks the marker field.
+    (session_key,) = await op.redis.keys(op.settings.cookie_name + "_*")
+    stored = json.loads(await op.redis.get(session_key))
+    del stored["session"]["indexed"]
+    await op.redis.set(session_key, json.dumps(stored), keepttl=True)
+
+    assert await needs_login(browser, op.url)

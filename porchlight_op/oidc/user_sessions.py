@@ -14,7 +14,7 @@ from ..store.user_revocation import Revoked, UserRevocation
 
 @dataclass(frozen=True)
 class ClientAccess:
-    """What a user granted one client: scopes of live grants and of consent."""
+    """A user's access at one client: the scopes of live grants and of consent."""
 
     client_id: str
     name: str

@@ -105,8 +105,9 @@ class UserLogins:
         return [_text(sid) for sid in sids]
 
     def _alive(self, entry: LoginEntry, now: int) -> bool:
-        # NOTE: last_seen is written at most once a minute, so an entry may
-        # outlive its browser session's idle limit by up to that much.
+        # NOTE: last_seen is written at most once per TOUCH_INTERVAL (60 s) of
+        # web/login_session.py, so an entry may outlive its browser session's
+        # idle limit by up to that interval.
         return (
             now - entry.created <= self._max_age
             and now - entry.last_seen <= self._idle_timeout

@@ -70,7 +70,7 @@ return 1
 
 @dataclass
 class Revoked:
-    """What one revocation removed, for the caller's messages and the logs."""
+    """The counts and clients of one revocation, for messages and logs."""
 
     logins: int = 0
     grants: int = 0
@@ -261,11 +261,10 @@ class UserRevocation:
             await self._redis.delete(*consent_keys)
 
     async def _queue_logouts(self, sub: str, targets: set[tuple[str, str]]) -> int:
-        """Queue a logout token per (client, sid) whose client listens for one.
+        """Queue a logout token per (client, sid) whose client has a back-channel URI.
 
-        An empty sid means grants without a live login; such a token names the
-        user alone, which a client that requires a sid would reject, so those
-        clients get none.
+        An empty sid marks grants without a live login. Their token names
+        the user alone, so clients that require a sid get none.
         """
         queued = 0
         for client_id, sid in sorted(targets):

@@ -26,8 +26,9 @@ SID_FIELD = "sid"
 MANAGE_FLOW_FIELD = "manage_flow"
 # Refresh the idle timer at most this often, to spare a Redis write per request.
 TOUCH_INTERVAL = 60
-# Set once the login has an entry in the user's login index (UserLogins).
-# Sessions from before the index existed lack it and get their entry late.
+# Set at login, when the login gets its entry in the user's login index
+# (UserLogins). A session without it predates the index, so revocation cannot
+# reach it, and it counts as ended.
 INDEXED_FIELD = "indexed"
 
 
@@ -73,33 +74,25 @@ async def _check_login(request: web.Request) -> Login | None:
     if now - last_seen > settings.session_idle_timeout:
         session.invalidate()
         return None
-    touch = now - last_seen > TOUCH_INTERVAL
-    if touch:
-        session["last_seen"] = now
     sid = session.get(SID_FIELD)
-    if not isinstance(sid, str):
-        # A session from before login session ids existed gets one now.
-        sid = new_sid()
-        session[SID_FIELD] = sid
-    login = Login(sub, auth_time, tuple(session.get("amr", ("pwd",))), sid)
-    if not await _indexed(request, login, touch):
+    if not session.get(INDEXED_FIELD) or not isinstance(sid, str):
         session.invalidate()
         return None
-    return login
-
-
-async def _indexed(request: web.Request, login: Login, touch: bool) -> bool:
-    """Check the login's index entry with one Redis command; add a missing one."""
-    session = await get_session(request)
-    logins = request.app[USER_SESSIONS].logins
-    now = int(time.time())
-    if not session.get(INDEXED_FIELD):
-        await logins.add(login.sub, _entry(request, login, now))
-        session[INDEXED_FIELD] = True
-        return True
+    touch = now - last_seen > TOUCH_INTERVAL
+    if not await _indexed(request, sub, sid, touch):
+        session.invalidate()
+        return None
     if touch:
-        return await logins.touch(login.sub, login.sid, now)
-    return await logins.exists(login.sub, login.sid)
+        session["last_seen"] = now
+    return Login(sub, auth_time, tuple(session.get("amr", ("pwd",))), sid)
+
+
+async def _indexed(request: web.Request, sub: str, sid: str, touch: bool) -> bool:
+    """Check the login's index entry with one Redis command, touching it if due."""
+    logins = request.app[USER_SESSIONS].logins
+    if touch:
+        return await logins.touch(sub, sid, int(time.time()))
+    return await logins.exists(sub, sid)
 
 
 def _entry(request: web.Request, login: Login, now: int) -> LoginEntry:
@@ -124,7 +117,7 @@ async def start_login(request: web.Request, sub: str, amr: tuple[str, ...]) -> L
         await request.app[REDIS].delete(f"{settings.cookie_name}_{old.identity}")
     old_sub, old_sid = old.get("sub"), old.get(SID_FIELD)
     if isinstance(old_sub, str) and isinstance(old_sid, str):
-        # The browser no longer holds the login it replaces.
+        # The login being replaced no longer belongs to this browser.
         await request.app[USER_SESSIONS].logins.remove(old_sub, old_sid)
     old.invalidate()
     session = await new_session(request)

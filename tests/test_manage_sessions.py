@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from conftest import TEST_ARGON2
 from sessions_support import (
     PASSWORD,
     introspect,
@@ -18,6 +19,8 @@ from sessions_support import (
 )
 from support import Browser, hidden_inputs
 
+from porchlight_op.accounts.service import Accounts
+from porchlight_op.settings import load_settings
 from porchlight_op.store import keys
 from porchlight_op.web.user_agent import summarize_user_agent
 
@@ -39,7 +42,12 @@ async def second(op):
 
 async def own_sid(browser, op) -> str:
     """Return the sid the page marks as this browser's."""
-    page = await browser.get(op.url + "/manage/sessions")
+    return await own_sid_at(browser, op.url)
+
+
+async def own_sid_at(browser, base: str) -> str:
+    """Return the sid the page at `base` marks as this browser's."""
+    page = await browser.get(base + "/manage/sessions")
     items = (await page.text()).split('<li id="login-')
     marked = [item for item in items if "(this browser)" in item]
     assert len(marked) == 1
@@ -438,3 +446,29 @@ async def test_session_without_index_entry_ends(op, browser):
     await op.redis.set(session_key, json.dumps(stored), keepttl=True)
 
     assert await needs_login(browser, op.url)
+
+
+async def test_end_session_seen_by_other_process(redis, redis_server, start_server):
+    first = start_server(redis_server)
+    second = start_server(redis_server, issuer=first.issuer)
+    settings = load_settings(environ={}, overrides=TEST_ARGON2)
+    await Accounts(redis, settings).create_user("alice", PASSWORD)
+    one, two = Browser.open(first.url), Browser.open(second.url)
+    try:
+        await manage_sign_in(one, first.url)
+        await manage_sign_in(two, second.url)
+        assert not await needs_login(two, second.url)
+        two_sid = await own_sid_at(two, second.url)
+        form = await sessions_form(one, first.url)
+
+        reply = await one.post_form(
+            first.url + "/manage/sessions/end",
+            {"csrf_token": form["csrf_token"], "sid": two_sid},
+        )
+
+        assert reply.status == 303
+        assert await needs_login(two, second.url)
+        assert not await needs_login(one, first.url)
+    finally:
+        await one.close()
+        await two.close()

@@ -135,6 +135,9 @@ class UserRevocation:
 
     async def revoke_everything(self, sub: str) -> Revoked:
         """End every login, delete every grant and consent of the user."""
+        # NOTE: an authorization that checked its login before the index entry
+        # went and commits its grant after the walk below keeps that grant.
+        # Callers disable or remove the user first, so no new login follows.
         sids = await self._logins.remove_all(sub)
         targets: set[tuple[str, str]] = set()
         revoked = Revoked(logins=len(sids))

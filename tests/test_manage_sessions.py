@@ -472,3 +472,12 @@ async def test_end_session_seen_by_other_process(redis, redis_server, start_serv
     finally:
         await one.close()
         await two.close()
+
+
+async def test_page_names_password_method(op, browser):
+    await op.add_user()
+    await manage_sign_in(browser, op.url)
+
+    page = await browser.get(op.url + "/manage/sessions")
+
+    assert "Sign-in method: Password" in await page.text()

@@ -33,6 +33,10 @@ NOTICES = {
     "ended": "The session was ended.",
     "revoked": "The application's access was revoked.",
 }
+# Names shown for the amr values of a login (RFC 8176 2). "user" only says
+# that the passkey verified the user, so it is not shown on its own.
+METHOD_NAMES = {"pwd": "Password", "hwk": "Passkey", "swk": "Passkey"}
+HIDDEN_METHODS = {"user"}
 # Upper bound for a sid or client_id from a form; longer values match nothing.
 MAX_FIELD_LENGTH = 256
 
@@ -144,11 +148,17 @@ def _login_row(entry: LoginEntry, current: Any) -> dict[str, Any]:
         "sid": entry.sid,
         "created": _when(entry.created),
         "last_seen": _when(entry.last_seen),
-        "methods": ", ".join(entry.amr),
+        "methods": _method_names(entry.amr),
         "user_agent": entry.user_agent,
         "address": entry.address,
         "current": current is not None and current.sid == entry.sid,
     }
+
+
+def _method_names(amr: tuple[str, ...]) -> list[str]:
+    names = [METHOD_NAMES.get(value, value) for value in amr]
+    shown = [name for name in names if name not in HIDDEN_METHODS]
+    return list(dict.fromkeys(shown))
 
 
 def _client_row(access: ClientAccess) -> dict[str, Any]:

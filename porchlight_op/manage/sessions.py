@@ -19,7 +19,13 @@ from ..models import User
 from ..oidc.user_sessions import ClientAccess
 from ..store.user_logins import LoginEntry
 from ..web.keys import ACCOUNTS, USER_SESSIONS
-from ..web.login_session import check_csrf, csrf_token, current_login, end_login
+from ..web.login_session import (
+    Login,
+    check_csrf,
+    csrf_token,
+    current_login,
+    end_login,
+)
 from ..web.middlewares import NO_STORE, page
 from . import login
 
@@ -143,7 +149,7 @@ def _form_expired(request: web.Request, user: User) -> web.Response:
     return page(request, 403, "Form expired", "Reload the page and try again.")
 
 
-def _login_row(entry: LoginEntry, current: Any) -> dict[str, Any]:
+def _login_row(entry: LoginEntry, current: Login | None) -> dict[str, Any]:
     return {
         "sid": entry.sid,
         "created": _when(entry.created),

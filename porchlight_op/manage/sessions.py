@@ -39,7 +39,7 @@ NOTICES = {
     "ended": "The session was ended.",
     "revoked": "The application's access was revoked.",
 }
-# Names shown for the amr values of a login (RFC 8176 2). "user" only says
+# Names shown for the amr values of a login (RFC 8176 2). "user" only means
 # that the passkey verified the user, so it is not shown on its own.
 METHOD_NAMES = {"pwd": "Password", "hwk": "Passkey", "swk": "Passkey"}
 HIDDEN_METHODS = {"user"}

@@ -24,6 +24,7 @@ from .oidc.keyring import KeyringFollower, following
 from .oidc.provider import Provider
 from .oidc.secrets import load_server_secrets, new_signing_jwks
 from .oidc.state import StateRunner
+from .oidc.user_sessions import UserSessions
 from .settings import Settings
 from .store import keys
 from .store.clients import ClientStore, client_from_settings
@@ -45,6 +46,7 @@ from .web.keys import (
     REDIS,
     SETTINGS,
     THROTTLE,
+    USER_SESSIONS,
 )
 from .web.logout import logout_context
 from .web.proxies import forwarded_headers, parse_networks
@@ -81,6 +83,7 @@ def create_app(settings: Settings, client: RedisClient) -> web.Application:
     app[SETTINGS] = settings
     app[REDIS] = client
     app[THROTTLE] = LoginThrottle(client, settings)
+    app[USER_SESSIONS] = UserSessions(client, settings)
     environment = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),

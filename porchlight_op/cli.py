@@ -718,6 +718,53 @@ def _add_user_commands(commands: Any, common: argparse.ArgumentParser) -> None:
                 help="read the new password from the first line of stdin",
             )
         action.set_defaults(handler=handler)
+    _add_user_disable_commands(actions, common)
+
+
+def _add_user_disable_commands(actions: Any, common: argparse.ArgumentParser) -> None:
+    for name, handler, summary in (
+        (
+            "disable",
+            cmd_user_disable,
+            "refuse the user's logins and revoke their sessions and tokens now",
+        ),
+        ("enable", cmd_user_enable, "allow a disabled user to log in again"),
+    ):
+        action = actions.add_parser(name, parents=[common], help=summary)
+        action.add_argument("user", metavar="USERNAME_OR_SUB")
+        action.set_defaults(handler=handler)
+
+
+def cmd_user_disable(args: argparse.Namespace, settings: Settings) -> int:
+    """Disable a user, which ends their logins and revokes their grants."""
+    return _set_user_disabled(args, settings, True)
+
+
+def cmd_user_enable(args: argparse.Namespace, settings: Settings) -> int:
+    """Enable a disabled user again."""
+    return _set_user_disabled(args, settings, False)
+
+
+def _set_user_disabled(
+    args: argparse.Namespace, settings: Settings, disabled: bool
+) -> int:
+    from porchlight_op.accounts.service import Accounts, UserNotFound
+
+    async def change(client: RedisClient) -> Any:
+        user = await _find_user(client, settings, args.user)
+        try:
+            return await Accounts(client, settings).set_disabled(user.sub, disabled)
+        except UserNotFound:
+            raise CommandError(f"user {args.user!r} not found") from None
+
+    user = _run(settings, change)
+    state = "disabled" if disabled else "enabled"
+    _emit(
+        args,
+        {"sub": user.sub, "disabled": user.disabled},
+        [f"{state} user {user.username} ({user.sub})"],
+    )
+    return 0
 
 
 # ---------------------------------------------------------------------------

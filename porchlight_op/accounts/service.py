@@ -13,6 +13,7 @@ from porchlight_op.accounts import proquint
 from porchlight_op.accounts.passwords import Argon2Settings, PasswordHasher
 from porchlight_op.models import User, normalize_username, validate_claims
 from porchlight_op.store.connection import RedisClient
+from porchlight_op.store.user_revocation import UserRevocation
 from porchlight_op.store.users import UsernameTaken, UserStore
 
 __all__ = [
@@ -69,6 +70,7 @@ class Accounts:
         self._store = UserStore(redis)
         self._hasher = PasswordHasher(settings)
         self._on_change = on_change
+        self._revocation = UserRevocation(redis)
 
     async def create_user(
         self,
@@ -154,12 +156,18 @@ class Accounts:
         return user
 
     async def set_disabled(self, sub: str, disabled: bool) -> User:
-        """Disable or re-enable the user. Raises UserNotFound."""
+        """Disable or re-enable the user. Raises UserNotFound.
+
+        Disabling also ends every login of the user and deletes every grant and
+        consent, so the user's tokens stop working at once.
+        """
         user = await self._store.set_disabled(sub, disabled)
         if user is None:
             raise UserNotFound(sub)
         logger.info("user %s: sub=%s", "disabled" if disabled else "enabled", sub)
         await self._changed(sub)
+        if disabled:
+            await self._revocation.revoke_everything(sub)
         return user
 
     async def get(self, sub: str) -> User | None:
@@ -179,10 +187,14 @@ class Accounts:
         return await self._store.list()
 
     async def remove(self, sub: str) -> bool:
-        """Delete the user, returning False when no user had this sub."""
+        """Delete the user with its logins, grants and consents.
+
+        Returns False when no user had this sub.
+        """
         removed = await self._store.remove(sub)
         if removed:
             await self._changed(sub)
+            await self._revocation.revoke_everything(sub)
         return removed
 
     async def _find_by_username(self, username: str) -> User | None:

@@ -56,7 +56,8 @@ async def management_sub(request: web.Request) -> str | None:
         return None
     login = await current_login(request)
     if time.time() >= expires_at or login is None or login.sub != sub:
-        del session[LOGIN_FIELD]
+        # current_login may have cleared the whole session already.
+        session.pop(LOGIN_FIELD, None)
         return None
     return sub
 

@@ -16,6 +16,7 @@ from ..web.login_session import check_csrf, csrf_token
 from ..web.middlewares import NO_STORE, page
 from . import login
 from .client import CALLBACK_PATH
+from .sessions import setup_session_routes
 
 logger = logging.getLogger(WEB)
 
@@ -44,6 +45,7 @@ def setup_manage_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/manage/credentials", credentials_submit)
     router.add_get("/manage/profile", profile_page)
     router.add_post("/manage/profile", profile_submit)
+    setup_session_routes(router)
 
 
 async def home(request: web.Request) -> web.Response:

@@ -173,3 +173,13 @@ def invitation(digest: str) -> str:
 def invitations_index() -> str:
     """Key of the set of invitation digests; members whose key expired are stale."""
     return f"{PREFIX}:invites"
+
+
+def user_logins(sub: str) -> str:
+    """Key of the hash of a user's live browser logins, by login session id.
+
+    Each value is a JSON record of the login. The key expires
+    Settings.session_max_age after the user's newest login; older entries whose
+    limits passed are dropped when the hash is read.
+    """
+    return f"{PREFIX}:{_user_tag(sub)}:logins"

@@ -111,6 +111,56 @@ GERMAN: Mapping[str, str] = {
     "Profile": "Profil",
     "Sessions": "Sitzungen",
     "Administration": "Verwaltung",
+    # management area: sessions page
+    "Signed-in browsers": "Angemeldete Browser",
+    "Unknown browser": "Unbekannter Browser",
+    "this browser": "dieser Browser",
+    "Last active": "Zuletzt aktiv",
+    "Address": "Adresse",
+    "Sign-in method": "Anmeldemethode",
+    "Sign out this browser": "Diesen Browser abmelden",
+    "End session": "Sitzung beenden",
+    "No browser is signed in.": "Kein Browser ist angemeldet.",
+    "Applications with access": "Anwendungen mit Zugriff",
+    "Access granted": "Zugriff erteilt",
+    "Consent remembered": "Gespeicherte Zustimmung",
+    "Last granted": "Zuletzt erteilt",
+    "Revoke access": "Zugriff entziehen",
+    "This is the account management you are using. "
+    "End its session above to sign out.": (
+        "Dies ist die Kontoverwaltung, die Sie gerade verwenden. "
+        "Beenden Sie oben ihre Sitzung, um sich abzumelden."
+    ),
+    "No application has access to your account.": (
+        "Keine Anwendung hat Zugriff auf Ihr Konto."
+    ),
+    "The session was ended.": "Die Sitzung wurde beendet.",
+    "The application's access was revoked.": (
+        "Der Zugriff der Anwendung wurde entzogen."
+    ),
+    "Session not found": "Sitzung nicht gefunden",
+    "This session has ended already or is not one of yours. "
+    "Reload the sessions page to see your current sessions.": (
+        "Diese Sitzung ist bereits beendet oder gehört nicht Ihnen. "
+        "Laden Sie die Sitzungsseite neu, um Ihre aktuellen Sitzungen zu sehen."
+    ),
+    "You ended the session of this browser. Sign in again to continue.": (
+        "Sie haben die Sitzung dieses Browsers beendet. "
+        "Melden Sie sich erneut an, um fortzufahren."
+    ),
+    "Cannot revoke this application": "Zugriff kann nicht entzogen werden",
+    "This application is the account management you are using. "
+    "End the session instead to sign out.": (
+        "Diese Anwendung ist die Kontoverwaltung, die Sie gerade verwenden. "
+        "Beenden Sie stattdessen die Sitzung, um sich abzumelden."
+    ),
+    "Application not found": "Anwendung nicht gefunden",
+    "This application has no access to revoke, or it was revoked already. "
+    "Reload the sessions page to see your current grants.": (
+        "Diese Anwendung hat keinen Zugriff, der entzogen werden kann, oder er "
+        "wurde bereits entzogen. Laden Sie die Sitzungsseite neu, um Ihre "
+        "aktuellen Freigaben zu sehen."
+    ),
 }
 
 CATALOGS: Mapping[str, Mapping[str, str]] = {"en": {}, "de": GERMAN}

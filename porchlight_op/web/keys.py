@@ -26,3 +26,8 @@ LOGOUT: web.AppKey[Logout] = web.AppKey("logout")
 CONSENTS: web.AppKey[ConsentStore] = web.AppKey("consents")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+
+if TYPE_CHECKING:
+    from ..oidc.user_sessions import UserSessions
+
+USER_SESSIONS: web.AppKey[UserSessions] = web.AppKey("user_sessions")

@@ -357,7 +357,9 @@ async def test_reset_credentials_link_sets_password(op, browser):
         form_page = await invitee.get(link)
         form_text = await form_page.text()
         fields = hidden_inputs(form_text)
-        fields.update({"password": "new alice pass", "password_confirm": "new alice pass"})
+        fields.update(
+            {"password": "new alice pass", "password_confirm": "new alice pass"}
+        )
         done = await invitee.post_form(link, fields)
         again = await invitee.get(link)
     finally:

@@ -402,3 +402,17 @@ def hidden_value(html: str, element_id: str) -> str:
     start = html.index(marker)
     value_start = html.index('value="', start) + len('value="')
     return html[value_start : html.index('"', value_start)]
+
+
+async def test_admin_pages_in_german(op, browser):
+    await add_admin(op)
+    await sign_in_admin(browser, op)
+
+    reply = await browser.session.get(
+        op.url + USERS, headers={"Accept-Language": "de"}, allow_redirects=False
+    )
+
+    text = await reply.text()
+    assert reply.status == 200
+    assert "Benutzer suchen" in text
+    assert "Verwaltung" in text

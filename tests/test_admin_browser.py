@@ -1,9 +1,9 @@
 """The administration pages end to end in headless Chromium, driven by Playwright.
 
-An administrator registers a client and a user through the pages, an external
-relying party (Authlib) signs that user in with the new client and reads the
-edited claims at userinfo, and after the administrator disables the user the
-login form refuses them. The OP runs at http://localhost:<port>; the relying
+An administrator registers a client and a user through the pages. An external
+relying party (Authlib) then signs that user in with the new client and reads
+the edited claims at userinfo. After the administrator disables the user, the
+login form rejects them. The OP runs at http://localhost:<port>; the relying
 party's redirect URI points at a closed port, and the test reads the URL of
 the browser's request there. Skipped without Playwright or Chromium, unless
 REQUIRE_BROWSER_TESTS=required.

@@ -344,3 +344,66 @@ async def test_unknown_client_not_found(op, browser):
     reply = await browser.get(op.url + CLIENTS + "/show?client_id=nope")
 
     assert reply.status == 404
+
+
+async def test_edit_to_public_drops_secret(op, browser):
+    await signed_in(op, browser)
+    await op.add_client("shop")
+
+    reply = await post(
+        browser,
+        op,
+        CLIENTS + "/edit",
+        {
+            "client_id": "shop",
+            "redirect_uris": REDIRECT_URI,
+            "scope": "openid",
+            "auth_method": "none",
+        },
+    )
+
+    assert reply.status == 303
+    stored = await ClientStore(op.redis).get("shop")
+    assert stored is not None
+    assert stored.is_public
+    assert stored.secret is None
+
+
+async def test_edit_to_private_key_jwt_refused(op, browser):
+    await signed_in(op, browser)
+    await op.add_client("shop")
+
+    reply = await post(
+        browser,
+        op,
+        CLIENTS + "/edit",
+        {
+            "client_id": "shop",
+            "redirect_uris": REDIRECT_URI,
+            "scope": "openid",
+            "auth_method": "private_key_jwt",
+        },
+    )
+
+    assert reply.status == 400
+    assert "porchlight-op client add" in await reply.text()
+    stored = await ClientStore(op.redis).get("shop")
+    assert stored is not None
+    assert stored.auth_method == "client_secret_basic"
+
+
+async def test_client_changes_logged_without_secret(op, browser, caplog):
+    await signed_in(op, browser)
+    caplog.set_level("INFO")
+
+    created = await post(browser, op, CLIENTS + "/new", new_client_form())
+    rotated = await post(
+        browser, op, CLIENTS + "/rotate", {"client_id": "shop", "confirm": "yes"}
+    )
+
+    first = hidden_value(await created.text(), "shown-once")
+    second = hidden_value(await rotated.text(), "shown-once")
+    assert "event=admin_client_created" in caplog.text
+    assert "event=admin_client_secret_rotated" in caplog.text
+    assert first not in caplog.text
+    assert second not in caplog.text

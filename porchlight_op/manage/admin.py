@@ -30,7 +30,7 @@ AdminHandler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
 
 
 class PageError(Exception):
-    """Raised by an administration handler to answer with an error page."""
+    """Raised by an administration handler to respond with an error page."""
 
     def __init__(self, status: int, title: str, message: str) -> None:
         super().__init__(message)
@@ -43,7 +43,7 @@ def admin_only(handler: AdminHandler) -> Handler:
     """Wrap a handler so that it runs only for a signed-in administrator.
 
     A POST also needs a valid CSRF token. The handler gets the administrator
-    and may raise PageError to answer with an error page.
+    and may raise PageError to respond with an error page.
     """
 
     @functools.wraps(handler)
@@ -105,7 +105,7 @@ def confirmed(form: Any) -> bool:
 
 
 def not_confirmed(request: web.Request) -> web.Response:
-    """The page for a destructive action submitted without its confirmation."""
+    """Render the page for a destructive action submitted without confirmation."""
     return page(
         request,
         400,
@@ -121,7 +121,7 @@ async def confirm_page(
     action: str,
     button: str,
     hidden: dict[str, str] | None = None,
-    extra_expiry: bool = False,
+    ask_expiry: bool = False,
 ) -> web.Response:
     """Render the confirmation step of a destructive action."""
     context = {
@@ -130,7 +130,7 @@ async def confirm_page(
         "action": action,
         "button": button,
         "hidden": hidden or {},
-        "extra_expiry": extra_expiry,
+        "ask_expiry": ask_expiry,
     }
     return await render(request, "manage_admin_confirm.html", context)
 

@@ -9,11 +9,14 @@ read only, because a start of the server rewrites them.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
+from ..log import WEB
 from ..models import Client, User
 from ..settings import DEFAULT_SCOPE, GRANT_TYPES, ClientSettings, SettingsError
 from ..store import keys
@@ -39,6 +42,8 @@ from .admin import (
     render,
 )
 
+logger = logging.getLogger(WEB)
+
 CLIENTS_PATH = ADMIN_PATH + "/clients"
 # private_key_jwt needs a JWK Set, which these pages do not take.
 FORM_AUTH_METHODS = (
@@ -49,6 +54,11 @@ FORM_AUTH_METHODS = (
 )
 DEFAULT_GRANT_TYPES = ("authorization_code", "refresh_token")
 NO_GRANT_TYPE = "Choose at least one grant type."
+MANAGEMENT_ID_TAKEN = "This client id belongs to the management area's own client."
+KEY_METHOD_FIXED = (
+    "The method private_key_jwt cannot be switched to or from here."
+    " Remove the client and add it again with `porchlight-op client add`."
+)
 DONE_MESSAGES = {"saved": "The client was saved."}
 
 
@@ -113,6 +123,9 @@ async def client_create(request: web.Request, admin: User) -> web.StreamResponse
     grant_types = _grant_types(form)
     if not grant_types:
         return await _render_new(request, form, NO_GRANT_TYPE, 400)
+    if field(form, "client_id") == request.app[SETTINGS].management_client_id:
+        return await _render_new(request, form, MANAGEMENT_ID_TAKEN, 409)
+
     secret = None if auth_method in ("none", "private_key_jwt") else new_client_secret()
     try:
         spec = ClientSettings(
@@ -120,7 +133,7 @@ async def client_create(request: web.Request, admin: User) -> web.StreamResponse
             redirect_uris=_lines(form, "redirect_uris"),
             auth_method=auth_method,
             secret=secret,
-            scope=field(form, "scope"),  # type: ignore[arg-type]
+            scope=tuple(field(form, "scope").split()),
             name=field(form, "name"),
             post_logout_redirect_uris=_lines(form, "post_logout_redirect_uris"),
             grant_types=grant_types,
@@ -128,11 +141,10 @@ async def client_create(request: web.Request, admin: User) -> web.StreamResponse
         )
     except SettingsError as error:
         return await _render_new(request, form, str(error), 400)
+
     record = client_from_settings(spec, int(time.time()))
-    configured = await _configured_ids(request)
-    configured.add(request.app[SETTINGS].management_client_id)
     try:
-        await add_new_client(_store(request), configured, record)
+        await add_new_client(_store(request), await _configured_ids(request), record)
     except ClientConflict as error:
         return await _render_new(request, form, str(error), 409)
     audit(request, admin, "client_created", client_id=record.client_id)
@@ -142,6 +154,8 @@ async def client_create(request: web.Request, admin: User) -> web.StreamResponse
 async def _render_new(
     request: web.Request, form: Any, error: str | None, status: int
 ) -> web.Response:
+    if error is not None:
+        logger.info("admin client form rejected: %s", error)
     values: dict[str, Any]
     if form is None:
         values = {"scope": " ".join(DEFAULT_SCOPE), "grant_types": DEFAULT_GRANT_TYPES}
@@ -182,30 +196,24 @@ async def client_edit(request: web.Request, admin: User) -> web.StreamResponse:
     form = await request.post()
     client = await _editable(request, field(form, "client_id"))
     auth_method = field(form, "auth_method")
-    if "private_key_jwt" in (auth_method, client.auth_method) and (
-        auth_method != client.auth_method
-    ):
-        message = "Switching to or from private_key_jwt needs the command line."
-        return await _render_client(request, client, message, 400)
-    secret = client.secret
-    generated = None
-    if auth_method == "none":
-        secret = None
-    elif secret is None and auth_method != "private_key_jwt":
-        # A public client becoming confidential gets its first secret.
-        generated = secret = new_client_secret()
+    switches = auth_method != client.auth_method
+    if switches and "private_key_jwt" in (auth_method, client.auth_method):
+        return await _render_client(request, client, KEY_METHOD_FIXED, 400)
+
+    secret, generated = _secret_for(client, auth_method)
     try:
         spec = dataclasses.replace(
             client_settings_of(client),
             redirect_uris=_lines(form, "redirect_uris"),
             post_logout_redirect_uris=_lines(form, "post_logout_redirect_uris"),
-            scope=field(form, "scope"),  # type: ignore[arg-type]
+            scope=tuple(field(form, "scope").split()),
             auth_method=auth_method,
             secret=secret,
             grant_types=_public_grants(client.grant_types, auth_method),
         )
     except SettingsError as error:
         return await _render_client(request, client, str(error), 400)
+
     record = client_from_settings(spec, client.created_at)
     await _store(request).put(record)
     audit(
@@ -219,6 +227,20 @@ async def client_edit(request: web.Request, admin: User) -> web.StreamResponse:
         return await _secret_page(request, record, "Client saved", generated)
     query = {"client_id": client.client_id, "done": "saved"}
     raise web.HTTPSeeOther(_show_url(query))
+
+
+def _secret_for(client: Client, auth_method: str) -> tuple[str | None, str | None]:
+    """Return the secret for the new method, and it again if it was generated now.
+
+    A public client that becomes confidential gets its first secret. Other
+    confidential clients keep theirs.
+    """
+    if auth_method in ("none", "private_key_jwt"):
+        return None, None
+    if client.secret is None:
+        generated = new_client_secret()
+        return generated, generated
+    return client.secret, None
 
 
 def _public_grants(grants: tuple[str, ...], auth_method: str) -> tuple[str, ...]:
@@ -236,6 +258,8 @@ async def _render_client(
     status: int,
     done: str | None = None,
 ) -> web.Response:
+    if error is not None:
+        logger.info("admin client form rejected: %s", error)
     source = _source(request, client, await _configured_ids(request))
     context = {
         "client": client,
@@ -388,8 +412,6 @@ def _field_checked(form: Any, name: str) -> bool:
 
 
 def _show_url(query: dict[str, str]) -> str:
-    from urllib.parse import urlencode
-
     return f"{CLIENTS_PATH}/show?{urlencode(query)}"
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from ..log import WEB
 from ..models import User
 from ..store.invitations import (
     PENDING,
@@ -28,6 +30,8 @@ from .admin import (
     not_confirmed,
     render,
 )
+
+logger = logging.getLogger(WEB)
 
 INVITATIONS_PATH = ADMIN_PATH + "/invitations"
 DEFAULT_EXPIRY = "7d"
@@ -112,6 +116,8 @@ async def invitation_revoke(request: web.Request, admin: User) -> web.StreamResp
 async def _render_list(
     request: web.Request, error: str | None, status: int, **values: Any
 ) -> web.Response:
+    if error is not None:
+        logger.info("admin invitation form rejected: %s", error)
     rows = [(item, _utc(item.expires_at)) for item in await _store(request).list()]
     context = {
         "invitations": rows,

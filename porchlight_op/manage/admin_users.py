@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from aiohttp import web
 
 from ..accounts.service import UsernameTaken, UserNotFound
+from ..log import WEB
 from ..models import ADMIN_GROUP, InvalidClaim, User
 from ..store.invitations import (
     InvalidDuration,
@@ -29,11 +31,13 @@ from .admin import (
 )
 from .pages import PROFILE_CLAIMS, merge_profile_form
 
+logger = logging.getLogger(WEB)
+
 USERS_PATH = ADMIN_PATH + "/users"
 PAGE_SIZE = 50
 DEFAULT_RESET_EXPIRY = "7d"
-# NOTE: a rule of these pages, not of the user record: group names are short
-# lowercase words, so they read well in logs and in the admin group check.
+# NOTE: a rule of these pages, not of the User record. Group names are short
+# lowercase words, so they read well in logs and match ADMIN_GROUP exactly.
 GROUP_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 MAX_GROUPS = 20
 MAX_QUERY_LENGTH = 200
@@ -94,14 +98,14 @@ def _matches(user: User, query: str) -> bool:
     """Tell whether the query is part of the username, sub, email or name."""
     if not query:
         return True
-    wanted = query.casefold()
+    expected = query.casefold()
     fields = (
         user.username,
         user.sub,
         str(user.claims.get("email", "")),
         str(user.claims.get("name", "")),
     )
-    return any(wanted in text.casefold() for text in fields)
+    return any(expected in text.casefold() for text in fields)
 
 
 def _page_number(text: str) -> int:
@@ -146,6 +150,8 @@ async def user_create(request: web.Request, admin: User) -> web.StreamResponse:
 async def _render_new(
     request: web.Request, form: Any, error: str | None, status: int
 ) -> web.Response:
+    if error is not None:
+        logger.info("admin user form rejected: %s", error)
     context = {
         "username": field(form, "username"),
         "groups": field(form, "groups"),
@@ -224,6 +230,8 @@ async def _render_user(
     status: int,
     done: str | None = None,
 ) -> web.Response:
+    if error is not None:
+        logger.info("admin user form rejected: %s, sub=%s", error, user.sub)
     context = {
         "user": user,
         "fields": [(name, str(claims.get(name, ""))) for name in PROFILE_CLAIMS],
@@ -323,7 +331,7 @@ async def user_reset_page(request: web.Request, admin: User) -> web.StreamRespon
         " create a one-time link with which they set a new password?",
         f"{USERS_PATH}/{user.sub}/reset",
         "Reset credentials",
-        extra_expiry=True,
+        ask_expiry=True,
     )
 
 
@@ -338,7 +346,10 @@ async def user_reset(request: web.Request, admin: User) -> web.StreamResponse:
         lifetime = parse_duration(field(form, "expires") or DEFAULT_RESET_EXPIRY)
     except InvalidDuration as error:
         return page(request, 400, "Invalid expiry", str(error))
-    await request.app[ACCOUNTS].set_password(user.sub, None)
+    try:
+        await request.app[ACCOUNTS].set_password(user.sub, None)
+    except UserNotFound:
+        raise web.HTTPNotFound() from None
     removed = await _remove_passkeys(request, user.sub)
     token, invitation = await InvitationStore(request.app[REDIS]).create(
         lifetime, sub=user.sub
@@ -364,9 +375,9 @@ async def user_reset(request: web.Request, admin: User) -> web.StreamResponse:
 
 async def _remove_passkeys(request: web.Request, sub: str) -> int:
     """Remove every passkey of the user and return how many there were."""
-    # TODO(merge s3-passkeys): return await PasskeyStore(request.app[REDIS])
-    # .remove_all(sub) once store/passkeys.py exists on this branch. Until then
-    # a reset removes only the password.
+    # TODO(store/passkeys.py): the only call site for passkey removal. Once
+    # PasskeyStore exists, return await PasskeyStore(request.app[REDIS])
+    # .remove_all(sub). Until then a reset removes only the password.
     return 0
 
 

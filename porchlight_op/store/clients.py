@@ -145,7 +145,7 @@ def new_client_secret() -> str:
 
 
 class ClientConflict(Exception):
-    """Raised when a new client's id is taken; str() says by what."""
+    """Raised when a new client's id is taken; str() names what has it."""
 
 
 async def add_new_client(

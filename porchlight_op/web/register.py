@@ -170,7 +170,7 @@ def _store(request: web.Request) -> InvitationStore:
 
 
 async def _reset_page(request: web.Request, invitation: Invitation) -> web.Response:
-    """The password form of a credential reset link, with the username shown."""
+    """Render the password form of a credential reset link, showing the username."""
     user = await request.app[ACCOUNTS].get(invitation.sub or "")
     if user is None:
         return _user_gone(request, invitation)

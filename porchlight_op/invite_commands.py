@@ -27,6 +27,7 @@ def _invitation_data(invitation: Any) -> dict[str, Any]:
         "email": invitation.email,
         "admin": invitation.admin,
         "username": invitation.username,
+        "sub": invitation.sub,
         "state": invitation.state,
         "created_at": _timestamp(invitation.created_at),
         "expires_at": _timestamp(invitation.expires_at),

@@ -407,3 +407,16 @@ async def test_client_changes_logged_without_secret(op, browser, caplog):
     assert "event=admin_client_secret_rotated" in caplog.text
     assert first not in caplog.text
     assert second not in caplog.text
+
+
+async def test_delete_client_forgets_consents(op, browser):
+    await signed_in(op, browser)
+    user = await op.add_user()
+    await op.add_client("shop")
+    await op.redis.sadd(keys.consent(user.sub, "shop"), "openid")
+
+    await post(
+        browser, op, CLIENTS + "/delete", {"client_id": "shop", "confirm": "yes"}
+    )
+
+    assert not await op.redis.exists(keys.consent(user.sub, "shop"))

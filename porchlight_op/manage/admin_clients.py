@@ -28,7 +28,7 @@ from ..store.clients import (
     client_settings_of,
     new_client_secret,
 )
-from ..web.keys import REDIS, SETTINGS
+from ..web.keys import ACCOUNTS, CONSENTS, REDIS, SETTINGS
 from ..web.middlewares import page
 from .admin import (
     ADMIN_PATH,
@@ -338,10 +338,22 @@ async def client_delete(request: web.Request, admin: User) -> web.StreamResponse
     if not confirmed(form):
         return not_confirmed(request)
     await _store(request).remove(client.client_id)
+    await _forget_consents(request, client.client_id)
     audit(request, admin, "client_deleted", client_id=client.client_id)
     return page(
         request, 200, "Client deleted", f"The client {client.client_id} was deleted."
     )
+
+
+async def _forget_consents(request: web.Request, client_id: str) -> None:
+    """Delete every user's consent to the client.
+
+    Otherwise a client registered later under the same id would skip the
+    consent page for scopes granted to the deleted one.
+    """
+    consents = request.app[CONSENTS]
+    for user in await request.app[ACCOUNTS].list():
+        await consents.revoke(user.sub, client_id)
 
 
 # -- helpers --

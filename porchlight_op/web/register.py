@@ -120,13 +120,13 @@ async def _form(
     error: str | None,
     status: int = 200,
 ) -> web.Response:
+    reset = invitation.sub is not None
     context = {
         "csrf_token": await csrf_token(request),
         "action": request.path,
         "username": invitation.username or username,
-        "username_locked": invitation.username is not None
-        or invitation.sub is not None,
-        "reset": invitation.sub is not None,
+        "username_locked": invitation.username is not None or reset,
+        "reset": reset,
         "email": invitation.email,
         "admin": invitation.admin,
         "error": error,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import aiohttp
 from admin_support import ADMIN, ADMIN_PASSWORD, add_admin, post, sign_in_admin
 from support import hidden_inputs
@@ -200,7 +202,11 @@ async def test_edit_claims_saved(op, browser):
         browser,
         op,
         f"{USERS}/{user.sub}/claims",
-        {"name": "Alice P. Liddell", "email": "alice@example.org"},
+        {
+            "name": "Alice P. Liddell",
+            "email": "alice@example.org",
+            "email_verified": "yes",
+        },
     )
 
     assert reply.status == 303
@@ -416,3 +422,18 @@ async def test_admin_pages_in_german(op, browser):
     assert reply.status == 200
     assert "Benutzer suchen" in text
     assert "Verwaltung" in text
+
+
+async def test_edit_claims_unticked_unverifies(op, browser):
+    await add_admin(op)
+    user = await op.add_user()
+    await sign_in_admin(browser, op)
+    page = await browser.get(op.url + f"{USERS}/{user.sub}")
+    assert re.search(r'name="email_verified" value="yes"\s+checked', await page.text())
+
+    await post(browser, op, f"{USERS}/{user.sub}/claims", {"email": "a@example.org"})
+
+    stored = await accounts(op).get(user.sub)
+    assert stored is not None
+    assert stored.claims["email_verified"] is False
+    assert "phone_number_verified" not in stored.claims

@@ -29,7 +29,7 @@ from .admin import (
     not_confirmed,
     render,
 )
-from .pages import PROFILE_CLAIMS, merge_profile_form
+from .pages import PROFILE_CLAIMS, VERIFIED_FLAGS, merge_profile_form
 
 logger = logging.getLogger(WEB)
 
@@ -127,7 +127,7 @@ async def user_create(request: web.Request, admin: User) -> web.StreamResponse:
     form = await request.post()
     username = field(form, "username")
     password = field(form, "password") or None
-    claims, problem = merge_profile_form({}, form)
+    claims, problem = admin_claims_form({}, form)
     groups: tuple[str, ...] = ()
     if problem is None:
         groups, problem = parse_groups(field(form, "groups"))
@@ -156,9 +156,25 @@ async def _render_new(
         "username": field(form, "username"),
         "groups": field(form, "groups"),
         "fields": [(name, field(form, name)) for name in PROFILE_CLAIMS],
+        "verified": {flag: form.get(flag) == "yes" for flag in VERIFIED_FLAGS.values()},
         "error": error,
     }
     return await render(request, "manage_admin_user_new.html", context, status)
+
+
+def admin_claims_form(current: Any, form: Any) -> tuple[dict[str, Any], str | None]:
+    """Apply the profile fields and the verified checkboxes to a copy of the claims.
+
+    Unlike the user's own profile page, an administrator may mark an email
+    address or phone number as verified. Returns the claims and any problem.
+    """
+    claims, problem = merge_profile_form(current, form)
+    for claim, flag in VERIFIED_FLAGS.items():
+        if claim in claims:
+            claims[flag] = form.get(flag) == "yes"
+        else:
+            claims.pop(flag, None)
+    return claims, problem
 
 
 def parse_groups(text: str) -> tuple[tuple[str, ...], str | None]:
@@ -191,7 +207,7 @@ async def user_claims_submit(request: web.Request, admin: User) -> web.StreamRes
     """Save the profile claims of a user."""
     user = await _target(request)
     form = await request.post()
-    claims, problem = merge_profile_form(user.claims, form)
+    claims, problem = admin_claims_form(user.claims, form)
     if problem is not None:
         return await _render_user(request, user, dict(user.claims), problem, 400)
     try:
@@ -235,6 +251,9 @@ async def _render_user(
     context = {
         "user": user,
         "fields": [(name, str(claims.get(name, ""))) for name in PROFILE_CLAIMS],
+        "verified": {
+            flag: claims.get(flag) is True for flag in VERIFIED_FLAGS.values()
+        },
         "other_claims": sorted(set(claims) - set(PROFILE_CLAIMS)),
         "groups": " ".join(user.groups),
         "has_password": user.password_hash is not None,

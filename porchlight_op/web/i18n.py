@@ -193,6 +193,8 @@ GERMAN: Mapping[str, str] = {
     "Other claims": "Weitere Claims",
     "Claims": "Claims",
     "Save claims": "Claims speichern",
+    "The email address is verified": "Die E-Mail-Adresse ist bestätigt",
+    "The phone number is verified": "Die Telefonnummer ist bestätigt",
     "Save groups": "Gruppen speichern",
     "A disabled user cannot sign in, and their sessions and tokens are revoked"
     " at once.": (

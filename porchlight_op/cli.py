@@ -290,7 +290,13 @@ def _client_lines(data: Mapping[str, Any]) -> list[str]:
 
 def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
     """Register a client in Redis, generating a secret for a confidential one."""
-    from porchlight_op.store.clients import ClientStore, client_from_settings
+    from porchlight_op.store.clients import (
+        ClientConflict,
+        ClientStore,
+        add_new_client,
+        client_from_settings,
+        new_client_secret,
+    )
 
     given = args.secret
     if args.secret_stdin:
@@ -299,7 +305,7 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         given = read_password(sys.stdin, "client secret")
     keyless = ("none", "private_key_jwt")
     generated = given is None and args.auth_method not in keyless
-    secret = secrets.token_urlsafe(32) if generated else given
+    secret = new_client_secret() if generated else given
     spec = ClientSettings(
         client_id=args.client_id,
         redirect_uris=tuple(args.redirect_uri),
@@ -319,17 +325,13 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         first_party=args.first_party,
         require_auth_time=args.require_auth_time,
     )
-    if spec.client_id in settings.clients:
-        raise CommandError(
-            f"client {spec.client_id!r} is already defined in the config file"
-        )
     record = client_from_settings(spec, int(time.time()))
 
     async def add(client: RedisClient) -> None:
-        store = ClientStore(client)
-        if await store.get(record.client_id) is not None:
-            raise CommandError(f"client {record.client_id!r} already exists")
-        await store.put(record)
+        try:
+            await add_new_client(ClientStore(client), settings.clients, record)
+        except ClientConflict as err:
+            raise CommandError(str(err)) from None
 
     _run(settings, add)
     data = _client_data(record, "store")

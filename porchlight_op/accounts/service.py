@@ -155,6 +155,15 @@ class Accounts:
         await self._changed(sub)
         return user
 
+    async def set_groups(self, sub: str, groups: Sequence[str]) -> User:
+        """Replace the user's groups. Raises UserNotFound."""
+        user = await self._store.set_groups(sub, tuple(groups))
+        if user is None:
+            raise UserNotFound(sub)
+        logger.info("groups changed: sub=%s groups=%s", sub, ",".join(groups) or "-")
+        await self._changed(sub)
+        return user
+
     async def set_disabled(self, sub: str, disabled: bool) -> User:
         """Disable or re-enable the user. Raises UserNotFound.
 

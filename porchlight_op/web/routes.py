@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..manage.admin import setup_admin_routes
 from ..manage.pages import setup_manage_routes
 from . import api, authorize, consent, logout, pages, register, token_management
 
@@ -34,4 +35,5 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     app.router.add_get("/health/live", api.live)
     app.router.add_get("/health/ready", api.ready)
     setup_manage_routes(app.router)
+    setup_admin_routes(app.router)
     app.router.add_static("/static/", static_dir)

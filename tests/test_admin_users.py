@@ -6,6 +6,7 @@ import re
 
 import aiohttp
 from admin_support import ADMIN, ADMIN_PASSWORD, add_admin, post, sign_in_admin
+from sessions_support import refresh, rp_sign_in
 from support import hidden_inputs
 from test_manage import PASSWORD, sign_in
 
@@ -450,3 +451,24 @@ async def test_admin_post_signed_out_goes_to_sign_in(op):
     assert reply.status == 302
     assert reply.headers["Location"].startswith("/authorization?")
     assert await accounts(op).find("x") is None
+
+
+async def test_reset_credentials_ends_the_users_tokens(op, browser):
+    await add_admin(op)
+    await op.add_user()
+    client = await op.add_client("rp-reset")
+    user_browser = type(browser).open(op.url)
+    try:
+        _, token = await rp_sign_in(op.url, user_browser, client)
+    finally:
+        await user_browser.close()
+    await sign_in_admin(browser, op)
+    user = await accounts(op).find("alice")
+    assert user is not None
+
+    reply = await post(browser, op, f"{USERS}/{user.sub}/reset", {"confirm": "yes"})
+    refreshed = await refresh(op.url, client, token["refresh_token"])
+
+    assert reply.status == 200
+    assert refreshed.status_code == 400
+    assert refreshed.json()["error"] == "invalid_grant"

@@ -17,7 +17,7 @@ from ..store.invitations import (
     parse_duration,
     register_url,
 )
-from ..web.keys import ACCOUNTS, REDIS, SETTINGS
+from ..web.keys import ACCOUNTS, REDIS, SETTINGS, USER_SESSIONS
 from ..web.middlewares import page
 from .admin import (
     ADMIN_PATH,
@@ -370,6 +370,9 @@ async def user_reset(request: web.Request, admin: User) -> web.StreamResponse:
     except UserNotFound:
         raise web.HTTPNotFound() from None
     removed = await _remove_passkeys(request, user.sub)
+    # A reset usually answers a lost or stolen credential, so whatever was
+    # signed in with the old one ends too.
+    await request.app[USER_SESSIONS].revoke_everything(user.sub)
     token, invitation = await InvitationStore(request.app[REDIS]).create(
         lifetime, sub=user.sub
     )

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import io
+import json
+import sys
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
+import pytest
+from authlib.oauth2.rfc7523 import client_secret_jwt_sign, private_key_jwt_sign
 from support import Browser, RelyingParty, hidden_inputs
+from token_flow import post_form
 
+from porchlight_op import cli
 from porchlight_op.models import Client
 from porchlight_op.store.clients import ClientStore
 
 PASSWORD = "correct horse battery"
 LOGOUT_URI = "http://127.0.0.1:9000/logged-out"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 # -- sign in and out through a relying party --
@@ -44,6 +53,16 @@ async def sign_in_rp(
     return rp, token
 
 
+async def sign_in_for_logout(
+    op: Any, browser: Browser
+) -> tuple[Client, RelyingParty, dict[str, Any]]:
+    """Add alice and a logout client, sign alice in; return client, RP and tokens."""
+    client = await add_logout_client(op)
+    await op.add_user()
+    rp, token = await sign_in_rp(op, browser, client)
+    return client, rp, token
+
+
 def logout_url(op: Any, **params: str) -> str:
     """Return the end_session endpoint URL with `params` in its query."""
     return f"{op.url}/logout?{urlencode(params)}"
@@ -64,3 +83,91 @@ async def logout_form(
     page = await reply.text()
     assert reply.status == 200
     return page, hidden_inputs(page)
+
+
+# -- token management: introspection, revocation and refresh --
+
+
+async def introspect(
+    op: Any, client: Client, token: str, hint: str | None = None
+) -> httpx.Response:
+    """POST a token to /introspect as `client` (RFC 7662 2.1)."""
+    form = {"token": token}
+    if hint is not None:
+        form["token_type_hint"] = hint
+    return await post_form(op.url + "/introspect", form, client)
+
+
+async def revoke(
+    op: Any, client: Client, token: str, hint: str | None = None
+) -> httpx.Response:
+    """POST a token to /revoke as `client` (RFC 7009 2.1)."""
+    form = {"token": token}
+    if hint is not None:
+        form["token_type_hint"] = hint
+    return await post_form(op.url + "/revoke", form, client)
+
+
+async def refresh(op: Any, client: Client, refresh_token: str) -> httpx.Response:
+    """Send a refresh_token grant to /token as `client`."""
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return await post_form(op.url + "/token", form, client)
+
+
+# -- client assertions (RFC 7523 2.2) --
+
+
+def jwks_of(*keys: Any) -> dict[str, Any]:
+    """Return a JWK Set with the public parts of joserfc `keys`."""
+    return {"keys": [key.as_dict(private=False) for key in keys]}
+
+
+def key_assertion(
+    op: Any,
+    key: Any,
+    client_id: str = "signed",
+    alg: str = "ES256",
+    audience: str | None = None,
+    **options: Any,
+) -> str:
+    """Sign a private_key_jwt assertion, by default for the token endpoint."""
+    return private_key_jwt_sign(
+        key, client_id, audience or op.url + "/token", alg, **options
+    )
+
+
+def secret_assertion(op: Any, secret: str, client_id: str, **options: Any) -> str:
+    """Sign a client_secret_jwt assertion for the token endpoint."""
+    return client_secret_jwt_sign(secret, client_id, op.url + "/token", **options)
+
+
+def assertion_form(assertion: str, **fields: str) -> dict[str, str]:
+    """Return a form that authenticates with `assertion`, plus `fields`."""
+    return {
+        **fields,
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion,
+    }
+
+
+# -- the command line, run in-process --
+
+
+def run_cli(
+    capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = ""
+) -> tuple[int, str, str]:
+    """Run the CLI and return the exit status, stdout and stderr."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def run_cli_json(
+    capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = ""
+) -> Any:
+    """Run the CLI with --json, check that it succeeded; return the parsed output."""
+    code, out, err = run_cli(capsys, *argv, "--json", stdin=stdin)
+    assert code == 0, err
+    return json.loads(out)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flows import (
     LOGOUT_URI,
-    add_logout_client,
     authorize_status,
     logout_form,
     logout_url,
-    sign_in_rp,
+    sign_in_for_logout,
 )
 
 GERMAN = {"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"}
@@ -23,9 +22,7 @@ async def post_confirm(browser, op, form, headers=None):
 
 
 async def test_confirmation_offers_cancel(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    await sign_in_rp(op, browser, client)
+    _, _, _ = await sign_in_for_logout(op, browser)
 
     page, _ = await logout_form(browser, logout_url(op))
 
@@ -36,9 +33,7 @@ async def test_confirmation_offers_cancel(op, browser):
 
 
 async def test_confirmation_names_client(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    await sign_in_rp(op, browser, client)
+    client, _, _ = await sign_in_for_logout(op, browser)
 
     page, _ = await logout_form(browser, logout_url(op, client_id=client.client_id))
 
@@ -46,9 +41,7 @@ async def test_confirmation_names_client(op, browser):
 
 
 async def test_cancel_keeps_session(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    rp, token = await sign_in_rp(op, browser, client)
+    _, rp, token = await sign_in_for_logout(op, browser)
     _, form = await logout_form(browser, logout_url(op))
     form["decision"] = "cancel"
 
@@ -64,9 +57,7 @@ async def test_cancel_keeps_session(op, browser):
 
 
 async def test_cancel_does_not_redirect_to_client(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    rp, _ = await sign_in_rp(op, browser, client)
+    client, rp, _ = await sign_in_for_logout(op, browser)
     url = logout_url(
         op,
         client_id=client.client_id,
@@ -85,9 +76,7 @@ async def test_cancel_does_not_redirect_to_client(op, browser):
 
 
 async def test_cancel_requires_csrf_token(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    rp, _ = await sign_in_rp(op, browser, client)
+    _, rp, _ = await sign_in_for_logout(op, browser)
     _, form = await logout_form(browser, logout_url(op))
     form.update({"decision": "cancel", "csrf_token": "not-the-token"})
 
@@ -99,9 +88,7 @@ async def test_cancel_requires_csrf_token(op, browser):
 
 
 async def test_sign_out_button_signs_out(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    rp, token = await sign_in_rp(op, browser, client)
+    _, rp, token = await sign_in_for_logout(op, browser)
     _, form = await logout_form(browser, logout_url(op))
     form["decision"] = "logout"
 
@@ -115,9 +102,7 @@ async def test_sign_out_button_signs_out(op, browser):
 
 
 async def test_confirmation_in_german_by_accept_language(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    await sign_in_rp(op, browser, client)
+    client, _, _ = await sign_in_for_logout(op, browser)
 
     page, _ = await logout_form(
         browser, logout_url(op, client_id=client.client_id), GERMAN
@@ -134,9 +119,7 @@ async def test_confirmation_in_german_by_accept_language(op, browser):
 
 
 async def test_confirmation_in_german_by_ui_locales(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    await sign_in_rp(op, browser, client)
+    _, _, _ = await sign_in_for_logout(op, browser)
 
     page, form = await logout_form(browser, logout_url(op, ui_locales="de en"))
 
@@ -146,9 +129,7 @@ async def test_confirmation_in_german_by_ui_locales(op, browser):
 
 
 async def test_signed_out_page_in_german(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    await sign_in_rp(op, browser, client)
+    _, _, _ = await sign_in_for_logout(op, browser)
     _, form = await logout_form(browser, logout_url(op, ui_locales="de"))
     form["decision"] = "logout"
 
@@ -162,9 +143,7 @@ async def test_signed_out_page_in_german(op, browser):
 
 
 async def test_cancelled_page_in_german(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    await sign_in_rp(op, browser, client)
+    _, _, _ = await sign_in_for_logout(op, browser)
     _, form = await logout_form(browser, logout_url(op), GERMAN)
     form["decision"] = "cancel"
 

@@ -105,7 +105,7 @@ async def endpoint(aiohttp_server: Any) -> TokenEndpoint:
     app = web.Application()
     app.router.add_post("/token", stand_in.token)
     app.router.add_get("/jwks", stand_in.keys)
-    server = await aiohttp_server(app, host="127.0.0.1", port=free_port())
+    server = await aiohttp_server(app, host="127.0.0.1")
     stand_in.url = str(server.make_url("")).rstrip("/")
     return stand_in
 

@@ -44,11 +44,14 @@ class TokenEndpoint:
     upstream: str = ""  # the real OP, used while id_token is None
     jwks: dict[str, Any] | None = None
     id_token: str | None = None
+    failure: web.Response | None = None  # sent by /token in place of tokens
     calls: list[str] = field(default_factory=list)
 
     async def token(self, request: web.Request) -> web.Response:
         self.calls.append("token")
         form = await request.post()
+        if self.failure is not None:
+            return self.failure
         if self.id_token is None:
             headers = {"Authorization": request.headers.get("Authorization", "")}
             async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
@@ -338,6 +341,44 @@ async def test_signed_token_with_bad_claim_rejected(
         op, browser, endpoint, web_log, token, flow, NOT_VALID,
         f"management ID token rejected: invalid {claim}",
     )  # fmt: skip
+
+
+# -- the token endpoint's reply --
+
+
+@pytest.mark.parametrize(
+    ("failure", "line"),
+    [
+        (
+            web.Response(
+                status=502, text="<h1>Bad Gateway</h1>", content_type="text/html"
+            ),
+            "management token request failed: JSONDecodeError",
+        ),
+        (
+            web.json_response({"error": "invalid_grant"}, status=400),
+            "management code redemption failed: error=invalid_grant",
+        ),
+        (
+            web.json_response({"access_token": "opaque", "token_type": "Bearer"}),
+            "management code redemption failed: error=None",
+        ),
+    ],
+    ids=["html-502", "invalid-grant", "no-id-token"],
+)
+async def test_failed_code_redemption_rejected(
+    op, browser, endpoint, web_log, failure, line
+):
+    await op.add_user()
+    flow = await start_flow(op, browser)
+    endpoint.failure = failure
+
+    reply = await browser.get(flow.callback_url)
+
+    await assert_rejected(reply, "The sign-in could not be completed.")
+    assert endpoint.calls[:1] == ["token"]
+    assert not await is_managed(op, browser)
+    assert_logged(web_log, line, flow.code, flow.state, flow.nonce)
 
 
 # -- the callback itself --

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 from flows import (
     LOGOUT_URI,
+    add_logout_client,
     authorize_status,
     logout_form,
     logout_url,
     sign_in_for_logout,
+    sign_in_rp,
 )
+from yarl import URL
+
+from porchlight_op.store.clients import ClientStore
 
 GERMAN = {"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"}
 
@@ -163,3 +171,32 @@ async def test_signed_out_page_without_session_in_german(op, browser):
     assert reply.status == 200
     assert "Sie sind abgemeldet" in page
     assert "You are signed out" not in page
+
+
+async def test_cancel_after_login_ended_reports_signed_out(op, browser):
+    await sign_in_for_logout(op, browser)
+    _, form = await logout_form(browser, logout_url(op))
+    form["decision"] = "cancel"
+    cookies = browser.session.cookie_jar.filter_cookies(URL(op.url))
+    key = f"{op.settings.cookie_name}_{cookies[op.settings.cookie_name].value}"
+    stored = json.loads(await op.redis.get(key))
+    stored["session"]["last_seen"] = 0
+    await op.redis.set(key, json.dumps(stored))
+
+    reply, page = await post_confirm(browser, op, form)
+
+    assert reply.status == 200
+    assert "You are signed out" in page
+    assert "still signed in" not in page
+
+
+async def test_confirmation_escapes_client_name(op, browser):
+    client = await add_logout_client(op)
+    await ClientStore(op.redis).put(replace(client, name="<b>Evil</b> & Co"))
+    await op.add_user()
+    await sign_in_rp(op, browser, client)
+
+    page, _ = await logout_form(browser, logout_url(op, client_id=client.client_id))
+
+    assert "Porchlight and &lt;b&gt;Evil&lt;/b&gt; &amp; Co?" in page
+    assert "<b>Evil</b>" not in page

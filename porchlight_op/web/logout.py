@@ -67,7 +67,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     _set_locale(request, form)
     if not await check_csrf(request, form.get("csrf_token")):
         raise web.HTTPForbidden(reason="The form expired; reload the page.")
-    if form.get("decision") == CANCEL_DECISION:
+    if form.get("decision") == CANCEL_DECISION and await current_login(request):
         return _cancelled(request)
 
     carried = {name: form[name] for name in LOGOUT_PARAMETERS if name in form}
@@ -84,7 +84,8 @@ def _cancelled(request: web.Request) -> web.Response:
     RP-Initiated Logout 1.0 section 2 defines only what follows a "yes". The
     post_logout_redirect_uri is where the client expects the browser after a
     logout, and the client may take that visit with its state as proof of one.
-    So a cancel stays on our own page, and the user returns to the client.
+    So a cancel stays on our own page, and the user returns to the client. A
+    cancel after the login has already ended is answered like a logout.
     """
     logger.info("logout cancelled by the user")
     response = aiohttp_jinja2.render_template("logout_cancelled.html", request, {})

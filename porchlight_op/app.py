@@ -111,6 +111,11 @@ def _session_storage(settings: Settings, client: RedisClient) -> RedisSessionSto
         samesite=settings.cookie_samesite,
         secure=settings.secure_cookies,
         key_factory=lambda: secrets.token_urlsafe(32),
+        # Before login a session carries a CSRF token or a sign-in in progress,
+        # which is of no use once its pending authorization request has expired.
+        anonymous_max_age=min(
+            settings.pending_request_lifetime, settings.session_idle_timeout
+        ),
     )
 
 

@@ -353,6 +353,25 @@ GERMAN: Mapping[str, str] = {
     "The account this link was made for no longer exists.": (
         "Das Konto, für das dieser Link erstellt wurde, existiert nicht mehr."
     ),
+    # logout confirmation, signed-out and logout-cancelled pages
+    "Do you want to sign out of Porchlight?": (
+        "Möchten Sie sich von Porchlight abmelden?"
+    ),
+    "Do you want to sign out of Porchlight and %(client)s?": (
+        "Möchten Sie sich von Porchlight und %(client)s abmelden?"
+    ),
+    "You will be signed out of every application you signed in to from this browser.": (
+        "Sie werden von allen Anwendungen abgemeldet, bei denen Sie sich in "
+        "diesem Browser angemeldet haben."
+    ),
+    "Signed out": "Abgemeldet",
+    "You can close this window, or return to the application you came from.": (
+        "Sie können dieses Fenster schließen oder zur Anwendung zurückkehren, "
+        "von der Sie kamen."
+    ),
+    "Still signed in": "Weiterhin angemeldet",
+    "You are still signed in": "Sie sind weiterhin angemeldet",
+    "You were not signed out.": "Sie wurden nicht abgemeldet.",
 }
 
 CATALOGS: Mapping[str, Mapping[str, str]] = {"en": {}, "de": GERMAN}

@@ -14,6 +14,7 @@ from porchlight_op.accounts.passwords import Argon2Settings, PasswordHasher
 from porchlight_op.models import User, normalize_username, validate_claims
 from porchlight_op.store.connection import RedisClient
 from porchlight_op.store.passkeys import PasskeyStore
+from porchlight_op.store.user_revocation import UserRevocation
 from porchlight_op.store.users import UsernameTaken, UserStore
 
 __all__ = [
@@ -71,6 +72,7 @@ class Accounts:
         self._passkeys = PasskeyStore(redis)
         self._hasher = PasswordHasher(settings)
         self._on_change = on_change
+        self._revocation = UserRevocation(redis)
 
     async def create_user(
         self,
@@ -158,13 +160,28 @@ class Accounts:
         await self._changed(sub)
         return user
 
+    async def set_groups(self, sub: str, groups: Sequence[str]) -> User:
+        """Replace the user's groups. Raises UserNotFound."""
+        user = await self._store.set_groups(sub, tuple(groups))
+        if user is None:
+            raise UserNotFound(sub)
+        logger.info("groups changed: sub=%s groups=%s", sub, ",".join(groups) or "-")
+        await self._changed(sub)
+        return user
+
     async def set_disabled(self, sub: str, disabled: bool) -> User:
-        """Disable or re-enable the user. Raises UserNotFound."""
+        """Disable or re-enable the user. Raises UserNotFound.
+
+        Disabling also ends every login of the user and deletes every grant and
+        consent, so the user's tokens stop working at once.
+        """
         user = await self._store.set_disabled(sub, disabled)
         if user is None:
             raise UserNotFound(sub)
         logger.info("user %s: sub=%s", "disabled" if disabled else "enabled", sub)
         await self._changed(sub)
+        if disabled:
+            await self._revocation.revoke_everything(sub)
         return user
 
     async def get(self, sub: str) -> User | None:
@@ -184,11 +201,15 @@ class Accounts:
         return await self._store.list()
 
     async def remove(self, sub: str) -> bool:
-        """Delete the user, returning False when no user had this sub."""
+        """Delete the user with its passkeys, logins, grants and consents.
+
+        Returns False when no user had this sub.
+        """
         removed = await self._store.remove(sub)
         await self._passkeys.remove_all(sub)
         if removed:
             await self._changed(sub)
+            await self._revocation.revoke_everything(sub)
         return removed
 
     async def _find_by_username(self, username: str) -> User | None:

@@ -10,13 +10,14 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from ..log import WEB
-from ..models import InvalidClaim, User
+from ..models import ADMIN_GROUP, InvalidClaim, User
 from ..web.keys import ACCOUNTS, PASSKEYS
 from ..web.login_session import check_csrf, csrf_token
 from ..web.middlewares import NO_STORE, page
 from ..web.passkeys import describe_passkeys
 from . import login
 from .client import CALLBACK_PATH
+from .sessions import setup_session_routes
 
 logger = logging.getLogger(WEB)
 
@@ -35,6 +36,8 @@ PROFILE_CLAIMS = (
 MAX_FIELD_LENGTH = 512
 # Changing one of these claims clears its *_verified flag.
 VERIFIED_FLAGS = {"email": "email_verified", "phone_number": "phone_number_verified"}
+# The signed-in management user of a request, set by _signed_in_user.
+MANAGE_USER: web.RequestKey[User] = web.RequestKey("manage_user")
 
 
 def setup_manage_routes(router: web.UrlDispatcher) -> None:
@@ -45,6 +48,7 @@ def setup_manage_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/manage/credentials", credentials_submit)
     router.add_get("/manage/profile", profile_page)
     router.add_post("/manage/profile", profile_submit)
+    setup_session_routes(router)
 
 
 async def home(request: web.Request) -> web.Response:
@@ -110,25 +114,37 @@ async def profile_submit(request: web.Request) -> web.Response:
     if not await check_csrf(request, _field(form, "csrf_token")):
         logger.info("management form rejected: invalid CSRF token, sub=%s", user.sub)
         return page(request, 403, "Form expired", "Reload the page and try again.")
-    claims: dict[str, Any] = dict(user.claims)
-    for name in PROFILE_CLAIMS:
-        value = (_field(form, name) or "").strip()
-        problem = _check_profile_value(name, value)
-        if problem is not None:
-            logger.info("profile change rejected: %s, sub=%s", problem, user.sub)
-            return await _render_profile(request, dict(user.claims), problem, 400)
-        if value != claims.get(name, ""):
-            claims.pop(VERIFIED_FLAGS.get(name, ""), None)
-        if value:
-            claims[name] = value
-        else:
-            claims.pop(name, None)
+    claims, problem = merge_profile_form(user.claims, form)
+    if problem is not None:
+        logger.info("profile change rejected: %s, sub=%s", problem, user.sub)
+        return await _render_profile(request, dict(user.claims), problem, 400)
     try:
         user = await request.app[ACCOUNTS].update_claims(user.sub, claims)
     except InvalidClaim as error:
         logger.info("profile change rejected: %s, sub=%s", error, user.sub)
         return await _render_profile(request, claims, str(error), 400)
     return await _render_profile(request, dict(user.claims), None, 200, saved=True)
+
+
+def merge_profile_form(current: Any, form: Any) -> tuple[dict[str, Any], str | None]:
+    """Apply a profile form to a copy of the claims; return it and the first problem.
+
+    An empty field removes its claim, and a changed email or phone number
+    drops its *_verified flag. Claims outside PROFILE_CLAIMS stay as they are.
+    """
+    claims: dict[str, Any] = dict(current)
+    for name in PROFILE_CLAIMS:
+        value = (_field(form, name) or "").strip()
+        problem = _check_profile_value(name, value)
+        if problem is not None:
+            return claims, problem
+        if value != claims.get(name, ""):
+            claims.pop(VERIFIED_FLAGS.get(name, ""), None)
+        if value:
+            claims[name] = value
+        else:
+            claims.pop(name, None)
+    return claims, None
 
 
 def _check_profile_value(name: str, value: str) -> str | None:
@@ -152,6 +168,7 @@ async def _signed_in_user(request: web.Request) -> User:
     user = None if sub is None else await request.app[ACCOUNTS].get(sub)
     if user is None or user.disabled:
         await login.start(request, request.path)
+    request[MANAGE_USER] = user
     return user
 
 
@@ -194,6 +211,11 @@ async def _render_profile(
 def _render(
     request: web.Request, template: str, context: dict[str, Any], status: int
 ) -> web.Response:
+    user = request.get(MANAGE_USER)
+    context = {
+        "manage_is_admin": user is not None and ADMIN_GROUP in user.groups,
+        **context,
+    }
     response = aiohttp_jinja2.render_template(template, request, context, status=status)
     response.headers.update(NO_STORE)
     return response

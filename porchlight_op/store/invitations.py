@@ -28,6 +28,8 @@ TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 # Characters of the digest that `invite list` shows and `invite revoke` accepts.
 ID_LENGTH = 12
 
+REGISTER_PATH = "/register/"  # the route that web/register.py serves
+
 PENDING = "pending"
 USED = "used"
 REVOKED = "revoked"
@@ -81,6 +83,17 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+def register_url(issuer: str, token: str) -> str:
+    """Return the URL at which an invitation's token is redeemed."""
+    return issuer.rstrip("/") + REGISTER_PATH + token
+
+
+def validate_email(email: str) -> None:
+    """Raise ValueError unless the address has the form name@domain."""
+    if "@" not in email.strip("@"):
+        raise ValueError(f"invalid email address {email!r}: expected name@domain")
+
+
 def token_digest(token: str) -> str:
     """Return the SHA-256 hex digest that names a token's invitation."""
     return hashlib.sha256(token.encode("ascii")).hexdigest()
@@ -98,6 +111,9 @@ class Invitation:
     admin: bool = False
     # When set, the account must take this username (init-admin).
     username: str | None = None
+    # When set, the link sets a new password for this existing user instead of
+    # creating an account (a credential reset by an administrator).
+    sub: str | None = None
 
     @property
     def id(self) -> str:
@@ -121,6 +137,8 @@ class Invitation:
             fields["email"] = self.email
         if self.username is not None:
             fields["username"] = self.username
+        if self.sub is not None:
+            fields["sub"] = self.sub
         return fields
 
     @classmethod
@@ -134,6 +152,7 @@ class Invitation:
             email=fields.get("email"),
             admin=fields.get("admin") == "1",
             username=fields.get("username"),
+            sub=fields.get("sub"),
         )
 
 
@@ -156,6 +175,7 @@ class InvitationStore:
         email: str | None = None,
         admin: bool = False,
         username: str | None = None,
+        sub: str | None = None,
     ) -> tuple[str, Invitation]:
         """Store a new invitation valid for lifetime seconds; return its token."""
         if lifetime <= 0:
@@ -169,6 +189,7 @@ class InvitationStore:
             email=email,
             admin=admin,
             username=username,
+            sub=sub,
         )
         pairs = [part for item in invitation.to_fields().items() for part in item]
         await self._create(

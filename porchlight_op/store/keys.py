@@ -193,3 +193,11 @@ def passkey_owner(credential_id: bytes) -> str:
 def webauthn_ceremony(ceremony_id: str) -> str:
     """Key of a WebAuthn ceremony's challenge and binding (JSON, TTL of minutes)."""
     return f"{PREFIX}:webauthn:{ceremony_id}"
+def user_logins(sub: str) -> str:
+    """Key of the hash of a user's live browser logins, by login session id.
+
+    Each value is a JSON record of the login. The key expires
+    Settings.session_max_age after the user's newest login; older entries whose
+    limits passed are dropped when the hash is read.
+    """
+    return f"{PREFIX}:{_user_tag(sub)}:logins"

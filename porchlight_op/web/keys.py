@@ -30,3 +30,8 @@ PASSKEYS: web.AppKey[PasskeyStore] = web.AppKey("passkeys")
 WEBAUTHN: web.AppKey[PasskeyCeremonies] = web.AppKey("webauthn")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+
+if TYPE_CHECKING:
+    from ..oidc.user_sessions import UserSessions
+
+USER_SESSIONS: web.AppKey[UserSessions] = web.AppKey("user_sessions")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..manage.admin import setup_admin_routes
 from ..manage.pages import setup_manage_routes
 from ..manage.passkeys import setup_manage_passkey_routes
 from . import api, authorize, consent, logout, pages, register, token_management
@@ -38,4 +39,5 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     setup_manage_routes(app.router)
     setup_passkey_routes(app.router)
     setup_manage_passkey_routes(app.router)
+    setup_admin_routes(app.router)
     app.router.add_static("/static/", static_dir)

@@ -48,8 +48,8 @@ from .web.keys import (
     REDIS,
     SETTINGS,
     THROTTLE,
-    WEBAUTHN,
     USER_SESSIONS,
+    WEBAUTHN,
 )
 from .web.logout import logout_context
 from .web.proxies import forwarded_headers, parse_networks

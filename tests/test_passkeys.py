@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from admin_support import add_admin, post, sign_in_admin
 from conftest import OP, TEST_ARGON2
 from support import Browser, hidden_inputs, query_of
 from test_cluster import cluster, cluster_url  # noqa: F401 - Redis Cluster fixtures
@@ -964,3 +965,50 @@ async def test_invitation_rejects_sub_taken_meanwhile(op, browser, authenticator
     assert await PasskeyStore(op.redis).list(chosen_sub) == []
     invitation = await InvitationStore(op.redis).find(link.rsplit("/", 1)[1])
     assert invitation.state == "pending"
+
+
+async def test_reset_link_enrols_passkey_for_existing_user(
+    op, browser, alice, authenticator
+):
+    await Accounts(op.redis, op.settings).set_password(alice.sub, None)
+    link = await invitation_link(op, sub=alice.sub)
+
+    reply, credential = await enrol_through_invitation(
+        browser, link, "someone-else", authenticator
+    )
+
+    assert reply.status == 200
+    accounts = Accounts(op.redis, op.settings)
+    assert await accounts.find("someone-else") is None
+    assert len(await accounts.list()) == 1
+    assert credential is not None
+    assert credential.user_handle == alice.sub.encode()
+    assert len(await PasskeyStore(op.redis).list(alice.sub)) == 1
+    again = await browser.get(link)
+    assert again.status == 410
+
+
+async def test_reset_link_for_removed_user_is_gone(op, browser, alice, authenticator):
+    link = await invitation_link(op, sub=alice.sub)
+    await Accounts(op.redis, op.settings).remove(alice.sub)
+
+    reply, credential = await enrol_through_invitation(
+        browser, link, "alice", authenticator
+    )
+
+    assert reply.status == 410
+    assert credential is None
+
+
+async def test_admin_reset_removes_passkeys(op, browser, authenticator):
+    await add_admin(op)
+    user = await op.add_user("erin", PASSWORD)
+    await enrol(op, user, authenticator)
+    await sign_in_admin(browser, op)
+
+    reply = await post(
+        browser, op, f"/manage/admin/users/{user.sub}/reset", {"confirm": "yes"}
+    )
+
+    assert reply.status == 200
+    assert await PasskeyStore(op.redis).list(user.sub) == []

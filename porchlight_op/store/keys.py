@@ -193,6 +193,8 @@ def passkey_owner(credential_id: bytes) -> str:
 def webauthn_ceremony(ceremony_id: str) -> str:
     """Key of a WebAuthn ceremony's challenge and binding (JSON, TTL of minutes)."""
     return f"{PREFIX}:webauthn:{ceremony_id}"
+
+
 def user_logins(sub: str) -> str:
     """Key of the hash of a user's live browser logins, by login session id.
 

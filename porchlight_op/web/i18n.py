@@ -426,19 +426,19 @@ GERMAN: Mapping[str, str] = {
         "Keine nicht abgelaufene Einladung hat diese Kennung."
     ),
     # registration page, for links that reset an existing account
-    "Set a new password": "Neues Passwort festlegen",
-    "An administrator reset the sign-in methods of this account. Choose a new"
-    " password for it.": (
+    "Set up sign-in again": "Anmeldung neu einrichten",
+    "An administrator reset the sign-in methods of this account. Choose a"
+    " passkey or a new password for it.": (
         "Ein Administrator hat die Anmeldemethoden dieses Kontos zurückgesetzt."
-        " Wählen Sie ein neues Passwort dafür."
+        " Wählen Sie dafür einen Passkey oder ein neues Passwort."
     ),
     "This link is for this account only.": "Dieser Link gilt nur für dieses Konto.",
-    "Set password": "Passwort festlegen",
-    "Password set": "Passwort festgelegt",
-    "The new password of %(username)s is set. Sign in with it at the application"
-    " you want to use.": (
-        "Das neue Passwort von %(username)s ist festgelegt. Melden Sie sich damit"
-        " bei der Anwendung an, die Sie verwenden möchten."
+    "Use a passkey": "Passkey verwenden",
+    "Sign-in method set": "Anmeldemethode festgelegt",
+    "%(username)s can sign in again with the new passkey or password at the"
+    " application you want to use.": (
+        "%(username)s kann sich bei der gewünschten Anwendung wieder mit dem neuen"
+        " Passkey oder Passwort anmelden."
     ),
     "The account this link was made for no longer exists.": (
         "Das Konto, für das dieser Link erstellt wurde, existiert nicht mehr."

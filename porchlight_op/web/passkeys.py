@@ -156,16 +156,20 @@ async def enrol_options(request: web.Request) -> web.Response:
     invitation = await InvitationStore(request.app[REDIS]).find(token)
     if invitation is None or invitation.state != INVITATION_PENDING:
         return json_error(UNUSABLE_LINK, 410)
-    username = invitation.username or str(body.get("username", ""))
-    problem = await _username_problem(request, username)
-    if problem is not None:
-        return json_error(problem, 400)
-
-    # TODO(invitations bound to an existing user): such a link must enrol the
-    # passkey for that user; this path always creates a new account.
-    # The account's sub is chosen now, because the passkey's user handle
-    # carries it. The account is created only when the passkey verifies.
-    sub = proquint.new_id()
+    if invitation.sub is not None:
+        # A credential reset link: the passkey is for that existing user.
+        user = await request.app[ACCOUNTS].get(invitation.sub)
+        if user is None:
+            return json_error(UNUSABLE_LINK, 410)
+        sub, username = user.sub, user.username
+    else:
+        username = invitation.username or str(body.get("username", ""))
+        problem = await _username_problem(request, username)
+        if problem is not None:
+            return json_error(problem, 400)
+        # The account's sub is chosen now, because the passkey's user handle
+        # carries it. The account is created only when the passkey verifies.
+        sub = proquint.new_id()
     data = {"invitation": token_digest(token), "username": username}
     ceremony_id, options = await request.app[WEBAUTHN].registration_options(
         ENROL, sub, username, data
@@ -202,6 +206,8 @@ async def enrol_submit(request: web.Request) -> web.Response:
     claimed = await store.claim(token)
     if claimed is None or claimed.state != INVITATION_PENDING:
         return register.unusable(request, claimed)
+    if claimed.sub is not None:
+        return await _reset_with_passkey(request, claimed, ceremony.sub, passkey)
     user = None
     try:
         user = await _create_user(request, claimed, username, ceremony.sub)
@@ -236,6 +242,39 @@ async def enrol_submit(request: web.Request) -> web.Response:
     )
     response = aiohttp_jinja2.render_template(
         "registered.html", request, {"username": user.username}
+    )
+    response.headers.update(NO_STORE)
+    return response
+
+
+async def _reset_with_passkey(
+    request: web.Request, claimed: Invitation, sub: str, passkey: Passkey
+) -> web.Response:
+    """Store the passkey for the user a reset link names; the link is claimed."""
+    store = InvitationStore(request.app[REDIS])
+    user = await request.app[ACCOUNTS].get(sub)
+    if user is None or sub != claimed.sub:
+        return register.unusable(request, claimed)
+    try:
+        await request.app[PASSKEYS].add(sub, passkey)
+    except CredentialTaken as error:
+        await store.release(claimed)
+        logger.info("reset enrolment failed, invitation released: %s", claimed.id)
+        return await register.render_form(
+            request, claimed, user.username, _enrol_error(error), status=400
+        )
+    except BaseException:
+        await store.release(claimed)
+        raise
+    security_event(
+        "credentials_reset_redeemed",
+        request_id=request[REQUEST_ID],
+        sub=sub,
+        invitation=claimed.id,
+        method="passkey",
+    )
+    response = aiohttp_jinja2.render_template(
+        "registered.html", request, {"username": user.username, "reset": True}
     )
     response.headers.update(NO_STORE)
     return response

@@ -14,6 +14,7 @@ import aiohttp_session
 import jinja2
 from aiohttp import web
 
+from .accounts.passkeys import PasskeyCeremonies
 from .accounts.service import Accounts
 from .accounts.throttle import LoginThrottle
 from .log import APP
@@ -41,12 +42,14 @@ from .web import cors, i18n, middlewares
 from .web.keys import (
     ACCOUNTS,
     CONSENTS,
+    PASSKEYS,
     PENDING,
     PROVIDER,
     REDIS,
     SETTINGS,
     THROTTLE,
     USER_SESSIONS,
+    WEBAUTHN,
 )
 from .web.logout import logout_context
 from .web.proxies import forwarded_headers, parse_networks
@@ -83,6 +86,8 @@ def create_app(settings: Settings, client: RedisClient) -> web.Application:
     app[SETTINGS] = settings
     app[REDIS] = client
     app[THROTTLE] = LoginThrottle(client, settings)
+    app[WEBAUTHN] = PasskeyCeremonies(client, settings.issuer)
+    app[PASSKEYS] = app[WEBAUTHN].store
     app[USER_SESSIONS] = UserSessions(client, settings)
     environment = aiohttp_jinja2.setup(
         app,

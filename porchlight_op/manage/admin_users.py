@@ -17,7 +17,7 @@ from ..store.invitations import (
     parse_duration,
     register_url,
 )
-from ..web.keys import ACCOUNTS, REDIS, SETTINGS, USER_SESSIONS
+from ..web.keys import ACCOUNTS, PASSKEYS, REDIS, SETTINGS, USER_SESSIONS
 from ..web.middlewares import page
 from .admin import (
     ADMIN_PATH,
@@ -347,7 +347,8 @@ async def user_reset_page(request: web.Request, admin: User) -> web.StreamRespon
         request,
         "Reset credentials",
         f"Remove the password and passkeys of {user.username} ({user.sub}) and"
-        " create a one-time link with which they set a new password?",
+        " create a one-time link with which they set up a passkey or a new"
+        " password? Their sessions and tokens end at once.",
         f"{USERS_PATH}/{user.sub}/reset",
         "Reset credentials",
         ask_expiry=True,
@@ -397,10 +398,7 @@ async def user_reset(request: web.Request, admin: User) -> web.StreamResponse:
 
 async def _remove_passkeys(request: web.Request, sub: str) -> int:
     """Remove every passkey of the user and return how many there were."""
-    # TODO(store/passkeys.py): the only call site for passkey removal. Once
-    # PasskeyStore exists, return await PasskeyStore(request.app[REDIS])
-    # .remove_all(sub). Until then a reset removes only the password.
-    return 0
+    return await request.app[PASSKEYS].remove_all(sub)
 
 
 # -- helpers --

@@ -11,9 +11,10 @@ from aiohttp import web
 
 from ..log import WEB
 from ..models import ADMIN_GROUP, InvalidClaim, User
-from ..web.keys import ACCOUNTS
+from ..web.keys import ACCOUNTS, PASSKEYS
 from ..web.login_session import check_csrf, csrf_token
 from ..web.middlewares import NO_STORE, page
+from ..web.passkeys import describe_passkeys
 from . import login
 from .client import CALLBACK_PATH
 from .sessions import setup_session_routes
@@ -177,12 +178,16 @@ async def _render_credentials(
     error: str | None,
     status: int,
     saved: bool = False,
+    notice: str | None = None,
 ) -> web.Response:
+    passkeys = await request.app[PASSKEYS].list(user.sub)
     context = {
         "has_password": user.password_hash is not None,
         "error": error,
         "saved": saved,
         "csrf_token": await csrf_token(request),
+        "passkeys": describe_passkeys(passkeys),
+        "notice": notice,
     }
     return _render(request, "manage_credentials.html", context, status)
 

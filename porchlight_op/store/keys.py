@@ -175,6 +175,26 @@ def invitations_index() -> str:
     return f"{PREFIX}:invites"
 
 
+def passkeys(sub: str) -> str:
+    """Key of a user's passkeys: a hash of credential id (base64url) to JSON record."""
+    return f"{PREFIX}:{_user_tag(sub)}:passkeys"
+
+
+def passkey_owner(credential_id: bytes) -> str:
+    """Key mapping a WebAuthn credential id to the sub that owns it (string).
+
+    The id is hashed, because it is chosen by the authenticator and may be up
+    to 1023 bytes long.
+    """
+    digest = hashlib.sha256(credential_id).hexdigest()
+    return f"{PREFIX}:passkey:{digest}"
+
+
+def webauthn_ceremony(ceremony_id: str) -> str:
+    """Key of a WebAuthn ceremony's challenge and binding (JSON, TTL of minutes)."""
+    return f"{PREFIX}:webauthn:{ceremony_id}"
+
+
 def user_logins(sub: str) -> str:
     """Key of the hash of a user's live browser logins, by login session id.
 

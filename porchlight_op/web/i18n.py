@@ -111,6 +111,96 @@ GERMAN: Mapping[str, str] = {
     "Profile": "Profil",
     "Sessions": "Sitzungen",
     "Administration": "Verwaltung",
+    # passkeys: login, registration and sign-in methods pages, page script
+    "Sign in with a passkey": "Mit einem Passkey anmelden",
+    "Or sign in with your username and password:": (
+        "Oder melden Sie sich mit Benutzername und Passwort an:"
+    ),
+    "Create account with a passkey": "Konto mit einem Passkey erstellen",
+    "Or choose a password:": "Oder wählen Sie ein Passwort:",
+    "The passkey request was cancelled or timed out.": (
+        "Die Passkey-Anfrage wurde abgebrochen oder ist abgelaufen."
+    ),
+    "This passkey is registered already.": "Dieser Passkey ist bereits registriert.",
+    "The browser refused the passkey request for this address.": (
+        "Der Browser hat die Passkey-Anfrage für diese Adresse abgelehnt."
+    ),
+    "This browser does not support passkeys.": (
+        "Dieser Browser unterstützt keine Passkeys."
+    ),
+    "The server could not be reached. Check your connection and try again.": (
+        "Der Server ist nicht erreichbar. Prüfen Sie Ihre Verbindung und "
+        "versuchen Sie es erneut."
+    ),
+    "The server refused the passkey request. Reload the page and try again.": (
+        "Der Server hat die Passkey-Anfrage abgelehnt. Laden Sie die Seite neu "
+        "und versuchen Sie es erneut."
+    ),
+    "The passkey could not be used.": "Der Passkey konnte nicht verwendet werden.",
+    "The passkey request has expired. Try again.": (
+        "Die Passkey-Anfrage ist abgelaufen. Versuchen Sie es erneut."
+    ),
+    "This passkey is not registered here.": (
+        "Dieser Passkey ist hier nicht registriert."
+    ),
+    "The passkey response could not be verified.": (
+        "Die Antwort des Passkeys konnte nicht geprüft werden."
+    ),
+    "This passkey was refused because its use counter went backwards.": (
+        "Dieser Passkey wurde abgelehnt, weil sein Nutzungszähler zurückging."
+    ),
+    "This passkey cannot be used to sign in.": (
+        "Mit diesem Passkey ist keine Anmeldung möglich."
+    ),
+    "The passkey response is missing.": "Die Antwort des Passkeys fehlt.",
+    "This invitation link is no longer valid. Reload the page.": (
+        "Dieser Einladungslink ist nicht mehr gültig. Laden Sie die Seite neu."
+    ),
+    "The passkey request expired.": "Die Passkey-Anfrage ist abgelaufen.",
+    "The account could not be created. Try again.": (
+        "Das Konto konnte nicht erstellt werden. Versuchen Sie es erneut."
+    ),
+    "Passkeys": "Passkeys",
+    "Created %(date)s": "Erstellt am %(date)s",
+    "Last used %(date)s": "Zuletzt verwendet am %(date)s",
+    "Not used yet": "Noch nicht verwendet",
+    "New name for %(name)s": "Neuer Name für %(name)s",
+    "Rename": "Umbenennen",
+    "Remove": "Entfernen",
+    "Remove %(name)s": "%(name)s entfernen",
+    "You have no passkeys yet.": "Sie haben noch keine Passkeys.",
+    "Name of the new passkey (optional)": "Name des neuen Passkeys (optional)",
+    "Add a passkey": "Passkey hinzufügen",
+    "Adding a passkey needs JavaScript.": (
+        "Zum Hinzufügen eines Passkeys wird JavaScript benötigt."
+    ),
+    "Set password": "Passwort festlegen",
+    "Remove the password": "Passwort entfernen",
+    "Current password, to confirm": "Aktuelles Passwort zur Bestätigung",
+    "Remove password": "Passwort entfernen",
+    "Your password was removed.": "Ihr Passwort wurde entfernt.",
+    "The passkey was added.": "Der Passkey wurde hinzugefügt.",
+    "The passkey was renamed.": "Der Passkey wurde umbenannt.",
+    "The passkey was removed.": "Der Passkey wurde entfernt.",
+    "Enter a name for the passkey.": "Geben Sie einen Namen für den Passkey ein.",
+    "That passkey was not found. It may have been removed already.": (
+        "Dieser Passkey wurde nicht gefunden. Vielleicht wurde er bereits entfernt."
+    ),
+    "This is your only way to sign in. Set a password or add another passkey"
+    " before you remove it.": (
+        "Dies ist Ihre einzige Anmeldemethode. Legen Sie ein Passwort fest oder "
+        "fügen Sie einen weiteren Passkey hinzu, bevor Sie ihn entfernen."
+    ),
+    "The password is your only way to sign in. Add a passkey before you remove it.": (
+        "Das Passwort ist Ihre einzige Anmeldemethode. Fügen Sie einen Passkey "
+        "hinzu, bevor Sie es entfernen."
+    ),
+    "This passkey request belongs to another account. Reload the page.": (
+        "Diese Passkey-Anfrage gehört zu einem anderen Konto. Laden Sie die Seite neu."
+    ),
+    "Your session has ended. Reload the page to sign in again.": (
+        "Ihre Sitzung ist beendet. Laden Sie die Seite neu, um sich erneut anzumelden."
+    ),
     # management area: sessions page
     "Signed-in browsers": "Angemeldete Browser",
     "Unknown browser": "Unbekannter Browser",
@@ -336,19 +426,19 @@ GERMAN: Mapping[str, str] = {
         "Keine nicht abgelaufene Einladung hat diese Kennung."
     ),
     # registration page, for links that reset an existing account
-    "Set a new password": "Neues Passwort festlegen",
-    "An administrator reset the sign-in methods of this account. Choose a new"
-    " password for it.": (
+    "Set up sign-in again": "Anmeldung neu einrichten",
+    "An administrator reset the sign-in methods of this account. Choose a"
+    " passkey or a new password for it.": (
         "Ein Administrator hat die Anmeldemethoden dieses Kontos zurückgesetzt."
-        " Wählen Sie ein neues Passwort dafür."
+        " Wählen Sie dafür einen Passkey oder ein neues Passwort."
     ),
     "This link is for this account only.": "Dieser Link gilt nur für dieses Konto.",
-    "Set password": "Passwort festlegen",
-    "Password set": "Passwort festgelegt",
-    "The new password of %(username)s is set. Sign in with it at the application"
-    " you want to use.": (
-        "Das neue Passwort von %(username)s ist festgelegt. Melden Sie sich damit"
-        " bei der Anwendung an, die Sie verwenden möchten."
+    "Use a passkey": "Passkey verwenden",
+    "Sign-in method set": "Anmeldemethode festgelegt",
+    "%(username)s can sign in again with the new passkey or password at the"
+    " application you want to use.": (
+        "%(username)s kann sich bei der gewünschten Anwendung wieder mit dem neuen"
+        " Passkey oder Passwort anmelden."
     ),
     "The account this link was made for no longer exists.": (
         "Das Konto, für das dieser Link erstellt wurde, existiert nicht mehr."

@@ -19,9 +19,11 @@ logger = logging.getLogger(WEB)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Pages load only our own stylesheet; nothing may frame them (clickjacking).
+# Pages load only our own stylesheet and script (the passkey ceremonies, which
+# fetch their options from the same origin); nothing may frame them.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; "
+    "script-src 'self'; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 SECURITY_HEADERS = {

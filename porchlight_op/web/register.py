@@ -233,3 +233,9 @@ def _user_gone(request: web.Request, invitation: Invitation) -> web.Response:
         "Invitation no longer valid",
         "The account this link was made for no longer exists.",
     )
+
+
+# Used by the passkey enrolment in web/passkeys.py.
+render_form = _form
+unusable = _unusable
+invitation_claims = _claims

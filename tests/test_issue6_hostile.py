@@ -1,0 +1,59 @@
+"""Hostile input to the passkey, sessions, administration and invitation pages.
+
+Each test sends something a browser would not (raw bytes, odd JSON, broken
+form bodies) and checks for a clear rejection instead of a server error.
+Raw requests go over a plain socket, because HTTP clients refuse to send
+header or body bytes that are not valid text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+from support import Browser
+from test_passkeys import login_page
+
+
+async def send_raw(op, request: bytes) -> bytes:
+    """Send one HTTP/1.1 request to the OP over TCP; return the whole reply."""
+    parts = urlsplit(op.url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def cookie_header(browser: Browser) -> bytes:
+    """Return the browser's cookies as a Cookie header value."""
+    jar = browser.session.cookie_jar
+    return "; ".join(f"{cookie.key}={cookie.value}" for cookie in jar).encode()
+
+
+def status_of(reply: bytes) -> int:
+    """Return the status code of a raw HTTP reply."""
+    return int(reply.split(b" ", 2)[1])
+
+
+# -- CSRF tokens --
+
+
+async def test_csrf_header_with_invalid_utf8_is_forbidden(op, browser):
+    await login_page(browser, op, None)
+    request = (
+        b"POST /login/passkey/options HTTP/1.1\r\n"
+        b"Host: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\n"
+        b"Content-Length: 2\r\n"
+        b"X-CSRF-Token: \xff\xfe\r\n"
+        b"Cookie: " + cookie_header(browser) + b"\r\n"
+        b"Connection: close\r\n\r\n{}"
+    )
+
+    reply = await send_raw(op, request)
+
+    assert status_of(reply) == 403

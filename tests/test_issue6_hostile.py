@@ -9,10 +9,21 @@ header or body bytes that are not valid text.
 from __future__ import annotations
 
 import asyncio
+import json
 from urllib.parse import urlsplit
 
 from support import Browser
-from test_passkeys import login_page
+from test_passkeys import (
+    PASSWORD,
+    authenticator,  # noqa: F401 - the fixture
+    credentials_form,
+    login_page,
+    post_json,
+    sign_in_manage_with_password,
+)
+
+from porchlight_op.accounts.service import Accounts
+from porchlight_op.store.passkeys import PasskeyStore
 
 
 async def send_raw(op, request: bytes) -> bytes:
@@ -57,3 +68,33 @@ async def test_csrf_header_with_invalid_utf8_is_forbidden(op, browser):
     reply = await send_raw(op, request)
 
     assert status_of(reply) == 403
+
+
+# -- passkey responses --
+
+
+async def test_passkey_with_object_transports_is_added(op, browser, authenticator):
+    await op.add_user("alice", PASSWORD)
+    await sign_in_manage_with_password(browser, op, "alice")
+    _, form = await credentials_form(browser, op)
+    options = await post_json(
+        browser, op.url + "/manage/credentials/passkeys/options", form["csrf_token"]
+    )
+    data = await options.json()
+    reply, _ = authenticator.create(data["publicKey"])
+    reply["response"]["transports"] = [{"usb": True}, ["nfc"], "internal"]
+
+    added = await browser.post_form(
+        op.url + "/manage/credentials/passkeys",
+        {
+            "csrf_token": form["csrf_token"],
+            "ceremony": data["ceremony"],
+            "credential": json.dumps(reply),
+        },
+    )
+
+    assert added.status == 200
+    (passkey,) = await PasskeyStore(op.redis).list(
+        (await Accounts(op.redis, op.settings).find("alice")).sub
+    )
+    assert passkey.transports == ("internal",)

@@ -12,15 +12,17 @@ import asyncio
 import json
 from urllib.parse import urlsplit
 
+import pytest
+from admin_support import add_admin, sign_in_admin
 from support import Browser
 from test_passkeys import (
     PASSWORD,
-    authenticator,  # noqa: F401 - the fixture
     credentials_form,
     login_page,
     post_json,
     sign_in_manage_with_password,
 )
+from webauthn_authenticator import SoftAuthenticator
 
 from porchlight_op.accounts.service import Accounts
 from porchlight_op.store.passkeys import PasskeyStore
@@ -43,6 +45,11 @@ def cookie_header(browser: Browser) -> bytes:
     """Return the browser's cookies as a Cookie header value."""
     jar = browser.session.cookie_jar
     return "; ".join(f"{cookie.key}={cookie.value}" for cookie in jar).encode()
+
+
+@pytest.fixture
+def authenticator(op) -> SoftAuthenticator:
+    return SoftAuthenticator(op.url)
 
 
 def status_of(reply: bytes) -> int:
@@ -98,3 +105,58 @@ async def test_passkey_with_object_transports_is_added(op, browser, authenticato
         (await Accounts(op.redis, op.settings).find("alice")).sub
     )
     assert passkey.transports == ("internal",)
+
+
+# -- form bodies the management pages cannot decode --
+
+MANAGEMENT_FORMS = [
+    "/manage/credentials",
+    "/manage/profile",
+    "/manage/sessions/end",
+    "/manage/sessions/revoke",
+    "/manage/credentials/passkeys/rename",
+    "/manage/admin/users/new",
+    "/manage/admin/clients/new",
+    "/manage/admin/invitations",
+]
+
+
+def form_post(path: str, browser: Browser, body: bytes, content_type: bytes) -> bytes:
+    """Build a raw POST with the browser's cookies."""
+    return (
+        b"POST " + path.encode() + b" HTTP/1.1\r\n"
+        b"Host: 127.0.0.1\r\n"
+        b"Content-Type: " + content_type + b"\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+        b"Cookie: " + cookie_header(browser) + b"\r\n"
+        b"Connection: close\r\n\r\n" + body
+    )
+
+
+@pytest.mark.parametrize("path", MANAGEMENT_FORMS)
+async def test_management_form_with_invalid_utf8_is_rejected(op, browser, path):
+    await add_admin(op)
+    await sign_in_admin(browser, op)
+    request = form_post(
+        path, browser, b"csrf_token=\xff\xfe", b"application/x-www-form-urlencoded"
+    )
+
+    reply = await send_raw(op, request)
+
+    assert status_of(reply) == 400
+    assert b"The request is malformed." in reply
+
+
+async def test_management_form_with_unknown_charset_is_rejected(op, browser):
+    await add_admin(op)
+    await sign_in_admin(browser, op)
+    request = form_post(
+        "/manage/admin/users/new",
+        browser,
+        b"csrf_token=x",
+        b"application/x-www-form-urlencoded; charset=no-such-charset",
+    )
+
+    reply = await send_raw(op, request)
+
+    assert status_of(reply) == 400

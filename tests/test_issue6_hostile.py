@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from admin_support import add_admin, sign_in_admin
 from support import Browser
@@ -22,9 +24,11 @@ from test_passkeys import (
     post_json,
     sign_in_manage_with_password,
 )
+from test_redis_outage import fragile_op, own_redis  # noqa: F401 - fixtures
 from webauthn_authenticator import SoftAuthenticator
 
 from porchlight_op.accounts.service import Accounts
+from porchlight_op.store.invitations import InvitationStore
 from porchlight_op.store.passkeys import PasskeyStore
 
 
@@ -160,3 +164,32 @@ async def test_management_form_with_unknown_charset_is_rejected(op, browser):
     reply = await send_raw(op, request)
 
     assert status_of(reply) == 400
+
+
+# -- secrets in logs --
+
+
+def server_log(caplog: pytest.LogCaptureFixture) -> str:
+    """Return the captured messages of the OP's own loggers."""
+    return "\n".join(
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith("porchlight_op")
+    )
+
+
+async def test_storage_outage_log_omits_invitation_token(
+    fragile_op,  # noqa: F811 - the fixture
+    own_redis,  # noqa: F811 - the fixture
+    caplog,
+):
+    token, _ = await InvitationStore(fragile_op.redis).create(3600)
+    own_redis.kill()
+    caplog.set_level(logging.DEBUG, logger="porchlight_op")
+
+    async with httpx.AsyncClient(base_url=fragile_op.url) as http:
+        reply = await http.get(f"/register/{token}")
+
+    assert reply.status_code == 503
+    assert "storage unavailable" in server_log(caplog)
+    assert token not in server_log(caplog)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from admin_support import add_admin, sign_in_admin
-from support import Browser
+from support import REDIRECT_URI, Browser, pkce_pair
 from test_passkeys import (
     PASSWORD,
     credentials_form,
@@ -28,8 +29,17 @@ from test_redis_outage import fragile_op, own_redis  # noqa: F401 - fixtures
 from webauthn_authenticator import SoftAuthenticator
 
 from porchlight_op.accounts.service import Accounts
+from porchlight_op.oidc.provider import (
+    Authentication,
+    AuthorizationError,
+    AuthorizationRequest,
+)
 from porchlight_op.store.invitations import InvitationStore
 from porchlight_op.store.passkeys import PasskeyStore
+from porchlight_op.store.user_logins import LoginEntry
+from porchlight_op.store.user_revocation import UserRevocation
+from porchlight_op.web.keys import PROVIDER, USER_SESSIONS
+from porchlight_op.web.login_session import new_sid
 
 
 async def send_raw(op, request: bytes) -> bytes:
@@ -193,3 +203,56 @@ async def test_storage_outage_log_omits_invitation_token(
     assert reply.status_code == 503
     assert "storage unavailable" in server_log(caplog)
     assert token not in server_log(caplog)
+
+
+# -- grants issued while a login ends --
+
+
+async def authorization_request(op, client_id: str) -> AuthorizationRequest:
+    """Return a verified code flow request of the client, as /authorization makes."""
+    _, challenge = pkce_pair()
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT_URI,
+        "scope": "openid",
+        "state": "state-1",
+        "nonce": "nonce-1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    return await op.app[PROVIDER].authorization_request(params)
+
+
+async def test_grant_of_ended_login_is_revoked(op):
+    user = await op.add_user("alice", PASSWORD)
+    await op.add_client("rp")
+    auth_request = await authorization_request(op, "rp")
+    # The authorization checked this login, then the sessions page ended it
+    # (removed its index entry) before the grant was recorded.
+    ended = Authentication(user.sub, int(time.time()), ("pwd",), new_sid())
+
+    with pytest.raises(AuthorizationError) as raised:
+        await op.app[PROVIDER].issue_code(auth_request, ended)
+
+    assert raised.value.error.error == "login_required"
+    revocation = UserRevocation(op.redis)
+    assert await revocation.grant_documents(user.sub, "rp") == []
+
+
+async def test_grant_of_live_login_is_kept(op):
+    user = await op.add_user("alice", PASSWORD)
+    await op.add_client("rp")
+    auth_request = await authorization_request(op, "rp")
+    sid = new_sid()
+    now = int(time.time())
+    entry = LoginEntry(sid, now, now, ("pwd",), "", "127.0.0.1")
+    await op.app[USER_SESSIONS].logins.add(user.sub, entry)
+
+    location = await op.app[PROVIDER].issue_code(
+        auth_request, Authentication(user.sub, now, ("pwd",), sid)
+    )
+
+    assert "code=" in location
+    revocation = UserRevocation(op.redis)
+    assert len(await revocation.grant_documents(user.sub, "rp")) == 1

@@ -21,6 +21,7 @@ from support import REDIRECT_URI, Browser, pkce_pair
 from test_passkeys import (
     PASSWORD,
     credentials_form,
+    login_options,
     login_page,
     post_json,
     sign_in_manage_with_password,
@@ -40,6 +41,8 @@ from porchlight_op.store.user_logins import LoginEntry
 from porchlight_op.store.user_revocation import UserRevocation
 from porchlight_op.web.keys import PROVIDER, USER_SESSIONS
 from porchlight_op.web.login_session import new_sid
+
+JSON_TYPE = "application/json"
 
 
 async def send_raw(op, request: bytes) -> bytes:
@@ -256,3 +259,36 @@ async def test_grant_of_live_login_is_kept(op):
     assert "code=" in location
     revocation = UserRevocation(op.redis)
     assert len(await revocation.grant_documents(user.sub, "rp")) == 1
+
+
+# -- deeply nested JSON --
+
+
+async def test_passkey_options_with_deep_json_are_refused(op, browser):
+    form = await login_page(browser, op, None)
+
+    reply = await browser.session.post(
+        op.url + "/login/passkey/options",
+        data=b"[" * 20000,
+        headers={"X-CSRF-Token": form["csrf_token"], "Content-Type": JSON_TYPE},
+    )
+
+    assert reply.status == 403
+    assert "error" in await reply.json()
+
+
+async def test_passkey_login_with_deep_json_is_rejected(op, browser):
+    form = await login_page(browser, op, None)
+    options = await login_options(browser, op, form)
+
+    reply = await browser.post_form(
+        op.url + "/login/passkey",
+        {
+            "csrf_token": form["csrf_token"],
+            "ceremony": options["ceremony"],
+            "credential": "[" * 20000,
+        },
+    )
+
+    assert reply.status == 400
+    assert "The passkey response is missing." in await reply.text()

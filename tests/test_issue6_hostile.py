@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from admin_support import add_admin, sign_in_admin
+from admin_support import ADMIN, add_admin, post, sign_in_admin
 from support import REDIRECT_URI, Browser, pkce_pair
 from test_passkeys import (
     PASSWORD,
@@ -292,3 +292,18 @@ async def test_passkey_login_with_deep_json_is_rejected(op, browser):
 
     assert reply.status == 400
     assert "The passkey response is missing." in await reply.text()
+
+
+# -- invitation lifetimes --
+
+
+async def test_invitation_expiry_beyond_limit_is_rejected(op, browser):
+    await add_admin(op)
+    await sign_in_admin(browser, op)
+
+    created = await post(browser, op, ADMIN + "/invitations", {"expires": "9999999d"})
+    listed = await browser.get(op.url + ADMIN + "/invitations")
+
+    assert created.status == 400
+    assert "at most 3650 days" in await created.text()
+    assert listed.status == 200

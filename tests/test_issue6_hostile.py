@@ -307,3 +307,23 @@ async def test_invitation_expiry_beyond_limit_is_rejected(op, browser):
     assert created.status == 400
     assert "at most 3650 days" in await created.text()
     assert listed.status == 200
+
+
+# -- administration forms --
+
+
+async def test_admin_created_password_keeps_spaces(op, browser):
+    await add_admin(op)
+    await sign_in_admin(browser, op)
+    password = "  spaced passphrase  "
+
+    created = await post(
+        browser,
+        op,
+        ADMIN + "/users/new",
+        {"username": "dave", "password": password, "password_confirm": password},
+    )
+
+    assert created.status == 303
+    accounts = Accounts(op.redis, op.settings)
+    assert await accounts.authenticate("dave", password) is not None

@@ -29,7 +29,7 @@ from .admin import (
     not_confirmed,
     render,
 )
-from .pages import PROFILE_CLAIMS, VERIFIED_FLAGS, merge_profile_form
+from .pages import PROFILE_CLAIMS, VERIFIED_FLAGS, _field, merge_profile_form
 
 logger = logging.getLogger(WEB)
 
@@ -126,12 +126,13 @@ async def user_create(request: web.Request, admin: User) -> web.StreamResponse:
     """Create a user with an optional password, claims and groups."""
     form = await request.post()
     username = field(form, "username")
-    password = field(form, "password") or None
+    # Passwords are taken as typed: the login form does not strip them either.
+    password = _field(form, "password") or None
     claims, problem = admin_claims_form({}, form)
     groups: tuple[str, ...] = ()
     if problem is None:
         groups, problem = parse_groups(field(form, "groups"))
-    if problem is None and password != (field(form, "password_confirm") or None):
+    if problem is None and password != (_field(form, "password_confirm") or None):
         problem = "The two passwords do not match."
     if problem is not None:
         return await _render_new(request, form, problem, 400)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
+from html import unescape
 from urllib.parse import urlsplit
 
 import httpx
@@ -67,6 +69,13 @@ def cookie_header(browser: Browser) -> bytes:
 @pytest.fixture
 def authenticator(op) -> SoftAuthenticator:
     return SoftAuthenticator(op.url)
+
+
+def shown_once(html: str) -> str:
+    """Return the value of the page's shown-once field (a link or secret)."""
+    match = re.search(r'id="shown-once"[^>]*value="([^"]+)"', html)
+    assert match is not None, html
+    return unescape(match.group(1))
 
 
 def status_of(reply: bytes) -> int:
@@ -327,3 +336,22 @@ async def test_admin_created_password_keeps_spaces(op, browser):
     assert created.status == 303
     accounts = Accounts(op.redis, op.settings)
     assert await accounts.authenticate("dave", password) is not None
+
+
+async def test_second_reset_revokes_first_link(op, browser):
+    await add_admin(op)
+    user = await op.add_user("erin", PASSWORD)
+    await sign_in_admin(browser, op)
+    reset_path = f"{ADMIN}/users/{user.sub}/reset"
+
+    first = await post(browser, op, reset_path, {"confirm": "yes"})
+    second = await post(browser, op, reset_path, {"confirm": "yes"})
+
+    first_link = shown_once(await first.text())
+    second_link = shown_once(await second.text())
+    fresh = Browser.open(op.url)
+    try:
+        assert (await fresh.get(first_link)).status == 410
+        assert (await fresh.get(second_link)).status == 200
+    finally:
+        await fresh.close()

@@ -12,6 +12,7 @@ from ..accounts.service import UsernameTaken, UserNotFound
 from ..log import WEB
 from ..models import ADMIN_GROUP, InvalidClaim, User
 from ..store.invitations import (
+    PENDING,
     InvalidDuration,
     InvitationStore,
     parse_duration,
@@ -375,6 +376,8 @@ async def user_reset(request: web.Request, admin: User) -> web.StreamResponse:
     # A reset usually answers a lost or stolen credential, so whatever was
     # signed in with the old one ends too.
     await request.app[USER_SESSIONS].revoke_everything(user.sub)
+    # An earlier link may have gone astray, which is one reason to reset again.
+    earlier = await _revoke_reset_links(request, user.sub)
     token, invitation = await InvitationStore(request.app[REDIS]).create(
         lifetime, sub=user.sub
     )
@@ -385,6 +388,7 @@ async def user_reset(request: web.Request, admin: User) -> web.StreamResponse:
         sub=user.sub,
         invitation=invitation.id,
         passkeys_removed=removed,
+        earlier_links_revoked=earlier,
     )
     context = {
         "title": "Credentials reset",
@@ -395,6 +399,17 @@ async def user_reset(request: web.Request, admin: User) -> web.StreamResponse:
         "back": f"{USERS_PATH}/{user.sub}",
     }
     return await render(request, "manage_admin_secret.html", context)
+
+
+async def _revoke_reset_links(request: web.Request, sub: str) -> int:
+    """Revoke the user's pending reset links; return how many there were."""
+    store = InvitationStore(request.app[REDIS])
+    revoked = 0
+    for invitation in await store.list():
+        if invitation.sub == sub and invitation.state == PENDING:
+            await store.revoke(invitation.digest)
+            revoked += 1
+    return revoked
 
 
 async def _remove_passkeys(request: web.Request, sub: str) -> int:

@@ -355,3 +355,19 @@ async def test_second_reset_revokes_first_link(op, browser):
         assert (await fresh.get(second_link)).status == 200
     finally:
         await fresh.close()
+
+
+async def test_passkey_options_with_unknown_charset_are_refused(op, browser):
+    form = await login_page(browser, op, None)
+
+    reply = await browser.session.post(
+        op.url + "/login/passkey/options",
+        data=b"{}",
+        headers={
+            "X-CSRF-Token": form["csrf_token"],
+            "Content-Type": JSON_TYPE + "; charset=no-such-charset",
+        },
+    )
+
+    assert reply.status == 403
+    assert "error" in await reply.json()

@@ -61,7 +61,8 @@ async def read_json(request: web.Request) -> dict[str, Any] | None:
         return None
     try:
         body = await request.json()
-    except (ValueError, RecursionError):  # RecursionError: nesting too deep
+    except (ValueError, RecursionError, LookupError):
+        # RecursionError: nesting too deep. LookupError: an unknown charset.
         return None
     return body if isinstance(body, dict) else None
 

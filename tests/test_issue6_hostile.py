@@ -1,9 +1,11 @@
-"""Hostile input to the passkey, sessions, administration and invitation pages.
+"""Hostile input and races against the passkey, sessions, admin and invitation pages.
 
-Each test sends something a browser would not (raw bytes, odd JSON, broken
-form bodies) and checks for a clear rejection instead of a server error.
-Raw requests go over a plain socket, because HTTP clients refuse to send
-header or body bytes that are not valid text.
+Most tests send something a browser would not (raw bytes, odd JSON, broken
+form bodies) and check for a clear rejection instead of a server error. The
+others cover a grant issued while its login ends, secrets in logs, and
+administration forms that changed or kept what they should not. Raw requests
+go over a plain socket, because HTTP clients refuse to send header or body
+bytes that are not valid text.
 """
 
 from __future__ import annotations

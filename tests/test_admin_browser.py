@@ -164,7 +164,7 @@ async def log_in(page: Page, username: str, password: str) -> None:
     await expect(page).to_have_url(re.compile(r"/login\b"))
     await page.get_by_label("Username", exact=True).fill(username)
     await page.get_by_label("Password", exact=True).fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 async def heading(page: Page, name: str) -> None:

@@ -416,7 +416,6 @@ GERMAN: Mapping[str, str] = {
     "Client deleted": "Client gelöscht",
     "No secret": "Kein Secret",
     "Invite someone": "Jemanden einladen",
-    "Email address": "E-Mail-Adresse",
     "Optional. The account gets it as its email claim, not verified.": (
         "Optional. Das Konto erhält sie als nicht bestätigten email-Claim."
     ),

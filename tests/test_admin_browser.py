@@ -164,7 +164,7 @@ async def log_in(page: Page, username: str, password: str) -> None:
     await expect(page).to_have_url(re.compile(r"/login\b"))
     await page.get_by_label("Username", exact=True).fill(username)
     await page.get_by_label("Password", exact=True).fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 async def heading(page: Page, name: str) -> None:
@@ -196,12 +196,12 @@ async def create_user(page: Page) -> None:
     await page.get_by_label("Username", exact=True).fill("erin")
     await page.get_by_label("Password", exact=True).fill(USER_PASSWORD)
     await page.get_by_label("Repeat the password").fill(USER_PASSWORD)
-    await page.get_by_label("name", exact=True).fill("Erin")
-    await page.get_by_label("email", exact=True).fill("erin@example.org")
+    await page.get_by_label("Full name", exact=True).fill("Erin")
+    await page.get_by_label("Email address", exact=True).fill("erin@example.org")
     await page.get_by_role("button", name="Create user").click()
     await heading(page, "erin")
     await expect(page.locator("#done")).to_have_text("The user was created.")
-    await page.get_by_label("name", exact=True).fill("Erin Example")
+    await page.get_by_label("Full name", exact=True).fill("Erin Example")
     await page.get_by_role("button", name="Save claims").click()
     await expect(page.locator("#done")).to_have_text("The claims were saved.")
 

@@ -88,6 +88,21 @@ def test_command_starts_and_stops_embedded_redis(
     assert not EmbeddedRedis(data_dir).is_running()
 
 
+def test_command_warns_when_it_creates_a_new_database(
+    data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    run_cli(capsys, "client", "list")
+    first = caplog.text
+    caplog.clear()
+    run_cli(capsys, "client", "list")
+
+    assert "created a new, empty embedded Redis database" in first
+    assert str(data_dir) in first
+    assert "created a new" not in caplog.text
+
+
 # ---------------------------------------------------------------------------
 # client commands
 

@@ -256,7 +256,10 @@ async def _render_user(
         "verified": {
             flag: claims.get(flag) is True for flag in VERIFIED_FLAGS.values()
         },
-        "other_claims": sorted(set(claims) - set(PROFILE_CLAIMS)),
+        # The verified flags have their own checkboxes on the page.
+        "other_claims": sorted(
+            set(claims) - set(PROFILE_CLAIMS) - set(VERIFIED_FLAGS.values())
+        ),
         "groups": " ".join(user.groups),
         "has_password": user.password_hash is not None,
         "error": error,

@@ -111,6 +111,18 @@ GERMAN: Mapping[str, str] = {
     "Profile": "Profil",
     "Sessions": "Sitzungen",
     "Administration": "Verwaltung",
+    # profile claim labels
+    "Full name": "Vollständiger Name",
+    "Given name": "Vorname",
+    "Family name": "Nachname",
+    "Nickname": "Spitzname",
+    "Preferred username": "Bevorzugter Benutzername",
+    "Email address": "E-Mail-Adresse",
+    "Phone number": "Telefonnummer",
+    "Picture URL": "Bild-URL",
+    "Language and region (for example en-GB)": (
+        "Sprache und Region (zum Beispiel de-DE)"
+    ),
     # passkeys: login, registration and sign-in methods pages, page script
     "Sign in with a passkey": "Mit einem Passkey anmelden",
     "Or sign in with your username and password:": (
@@ -256,8 +268,8 @@ GERMAN: Mapping[str, str] = {
     "Users": "Benutzer",
     "Clients": "Clients",
     "Invitations": "Einladungen",
-    "%(users)s users, of which %(admins)s are administrators.": (
-        "%(users)s Benutzer, davon %(admins)s Administratoren."
+    "Users: %(users)s. Administrators: %(admins)s.": (
+        "Benutzer: %(users)s. Administratoren: %(admins)s."
     ),
     "search, create, edit, disable, delete, reset credentials": (
         "suchen, anlegen, bearbeiten, sperren, löschen, Anmeldedaten zurücksetzen"
@@ -404,7 +416,6 @@ GERMAN: Mapping[str, str] = {
     "Client deleted": "Client gelöscht",
     "No secret": "Kein Secret",
     "Invite someone": "Jemanden einladen",
-    "Email address": "E-Mail-Adresse",
     "Optional. The account gets it as its email claim, not verified.": (
         "Optional. Das Konto erhält sie als nicht bestätigten email-Claim."
     ),

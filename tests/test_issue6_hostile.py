@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from admin_support import ADMIN, add_admin, post, sign_in_admin
-from support import REDIRECT_URI, Browser, pkce_pair
+from support import REDIRECT_URI, Browser, hidden_inputs, pkce_pair
 from test_passkeys import (
     PASSWORD,
     credentials_form,
@@ -373,3 +373,63 @@ async def test_passkey_options_with_unknown_charset_are_refused(op, browser):
 
     assert reply.status == 403
     assert "error" in await reply.json()
+
+
+# -- ceremonies used for another purpose or invitation --
+
+
+async def test_login_ceremony_cannot_add_passkey(op, browser, authenticator):
+    await op.add_user("alice", PASSWORD)
+    await sign_in_manage_with_password(browser, op, "alice")
+    _, form = await credentials_form(browser, op)
+    login = await post_json(
+        browser, op.url + "/login/passkey/options", form["csrf_token"]
+    )
+    add = await post_json(
+        browser, op.url + "/manage/credentials/passkeys/options", form["csrf_token"]
+    )
+    reply, _ = authenticator.create((await add.json())["publicKey"])
+
+    added = await browser.post_form(
+        op.url + "/manage/credentials/passkeys",
+        {
+            "csrf_token": form["csrf_token"],
+            "ceremony": (await login.json())["ceremony"],
+            "credential": json.dumps(reply),
+        },
+    )
+
+    assert added.status == 400
+    assert "has expired" in await added.text()
+    alice = await Accounts(op.redis, op.settings).find("alice")
+    assert await PasskeyStore(op.redis).list(alice.sub) == []
+
+
+async def test_enrol_ceremony_of_other_invitation_is_rejected(
+    op, browser, authenticator
+):
+    store = InvitationStore(op.redis)
+    first, _ = await store.create(3600)
+    second, _ = await store.create(3600)
+    first_link = f"{op.url}/register/{first}"
+    second_link = f"{op.url}/register/{second}"
+    page = await browser.get(first_link)
+    csrf = hidden_inputs(await page.text())["csrf_token"]
+    options = await post_json(
+        browser, first_link + "/passkey/options", csrf, {"username": "dora"}
+    )
+    data = await options.json()
+    reply, _ = authenticator.create(data["publicKey"])
+
+    result = await browser.post_form(
+        second_link + "/passkey",
+        {
+            "csrf_token": csrf,
+            "ceremony": data["ceremony"],
+            "credential": json.dumps(reply),
+        },
+    )
+
+    assert result.status == 400
+    assert await Accounts(op.redis, op.settings).find("dora") is None
+    assert (await store.find(second)).state == "pending"

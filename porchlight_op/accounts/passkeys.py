@@ -273,4 +273,7 @@ def _transports(credential: dict[str, Any]) -> tuple[str, ...]:
     listed = response.get("transports") if isinstance(response, dict) else None
     if not isinstance(listed, list):
         return ()
-    return tuple(item for item in listed if item in KNOWN_TRANSPORTS)
+    # The list comes from the browser unchecked, so it may hold any JSON value.
+    return tuple(
+        item for item in listed if isinstance(item, str) and item in KNOWN_TRANSPORTS
+    )

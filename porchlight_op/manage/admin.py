@@ -19,6 +19,7 @@ from ..models import ADMIN_GROUP, User
 from ..web.keys import ACCOUNTS, REQUEST_ID
 from ..web.login_session import check_csrf, csrf_token
 from ..web.middlewares import page
+from ..web.params import posted_form
 from .pages import _field, _render, _signed_in_user
 
 logger = logging.getLogger(WEB)
@@ -63,7 +64,7 @@ def admin_only(handler: AdminHandler) -> Handler:
                 "The administration pages are for members of the admin group.",
             )
         if request.method == "POST":
-            form = await request.post()
+            form = await posted_form(request)
             if not await check_csrf(request, _field(form, "csrf_token")):
                 logger.info(
                     "admin form rejected: invalid CSRF token, sub=%s", admin.sub

@@ -12,6 +12,7 @@ from ..accounts.service import UsernameTaken, UserNotFound
 from ..log import WEB
 from ..models import ADMIN_GROUP, InvalidClaim, User
 from ..store.invitations import (
+    PENDING,
     InvalidDuration,
     InvitationStore,
     parse_duration,
@@ -29,7 +30,7 @@ from .admin import (
     not_confirmed,
     render,
 )
-from .pages import PROFILE_CLAIMS, VERIFIED_FLAGS, merge_profile_form
+from .pages import PROFILE_CLAIMS, VERIFIED_FLAGS, _field, merge_profile_form
 
 logger = logging.getLogger(WEB)
 
@@ -126,12 +127,13 @@ async def user_create(request: web.Request, admin: User) -> web.StreamResponse:
     """Create a user with an optional password, claims and groups."""
     form = await request.post()
     username = field(form, "username")
-    password = field(form, "password") or None
+    # Passwords are taken as typed: the login form does not strip them either.
+    password = _field(form, "password") or None
     claims, problem = admin_claims_form({}, form)
     groups: tuple[str, ...] = ()
     if problem is None:
         groups, problem = parse_groups(field(form, "groups"))
-    if problem is None and password != (field(form, "password_confirm") or None):
+    if problem is None and password != (_field(form, "password_confirm") or None):
         problem = "The two passwords do not match."
     if problem is not None:
         return await _render_new(request, form, problem, 400)
@@ -377,6 +379,8 @@ async def user_reset(request: web.Request, admin: User) -> web.StreamResponse:
     # A reset usually answers a lost or stolen credential, so whatever was
     # signed in with the old one ends too.
     await request.app[USER_SESSIONS].revoke_everything(user.sub)
+    # An earlier link may have gone astray, which is one reason to reset again.
+    earlier = await _revoke_reset_links(request, user.sub)
     token, invitation = await InvitationStore(request.app[REDIS]).create(
         lifetime, sub=user.sub
     )
@@ -387,6 +391,7 @@ async def user_reset(request: web.Request, admin: User) -> web.StreamResponse:
         sub=user.sub,
         invitation=invitation.id,
         passkeys_removed=removed,
+        earlier_links_revoked=earlier,
     )
     context = {
         "title": "Credentials reset",
@@ -397,6 +402,17 @@ async def user_reset(request: web.Request, admin: User) -> web.StreamResponse:
         "back": f"{USERS_PATH}/{user.sub}",
     }
     return await render(request, "manage_admin_secret.html", context)
+
+
+async def _revoke_reset_links(request: web.Request, sub: str) -> int:
+    """Revoke the user's pending reset links; return how many there were."""
+    store = InvitationStore(request.app[REDIS])
+    revoked = 0
+    for invitation in await store.list():
+        if invitation.sub == sub and invitation.state == PENDING:
+            await store.revoke(invitation.digest)
+            revoked += 1
+    return revoked
 
 
 async def _remove_passkeys(request: web.Request, sub: str) -> int:

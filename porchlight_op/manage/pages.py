@@ -14,6 +14,7 @@ from ..models import ADMIN_GROUP, InvalidClaim, User
 from ..web.keys import ACCOUNTS, PASSKEYS
 from ..web.login_session import check_csrf, csrf_token
 from ..web.middlewares import NO_STORE, page
+from ..web.params import posted_form
 from ..web.passkeys import describe_passkeys
 from . import login
 from .client import CALLBACK_PATH
@@ -77,7 +78,7 @@ async def credentials_page(request: web.Request) -> web.Response:
 async def credentials_submit(request: web.Request) -> web.Response:
     """Change the password after checking the CSRF token and current password."""
     user = await _signed_in_user(request)
-    form = await request.post()
+    form = await posted_form(request)
     if not await check_csrf(request, _field(form, "csrf_token")):
         logger.info("management form rejected: invalid CSRF token, sub=%s", user.sub)
         return page(request, 403, "Form expired", "Reload the page and try again.")
@@ -110,7 +111,7 @@ async def profile_page(request: web.Request) -> web.Response:
 async def profile_submit(request: web.Request) -> web.Response:
     """Save the profile claims. An empty field removes its claim."""
     user = await _signed_in_user(request)
-    form = await request.post()
+    form = await posted_form(request)
     if not await check_csrf(request, _field(form, "csrf_token")):
         logger.info("management form rejected: invalid CSRF token, sub=%s", user.sub)
         return page(request, 403, "Form expired", "Reload the page and try again.")

@@ -17,6 +17,7 @@ from ..store.passkeys import CredentialTaken
 from ..store.users import UserStore
 from ..web.keys import ACCOUNTS, PASSKEYS, REDIS, REQUEST_ID, WEBAUTHN
 from ..web.login_session import check_csrf
+from ..web.params import posted_form
 from ..web.passkeys import json_error, json_reply, parse_credential, read_json
 from . import login, pages
 
@@ -147,7 +148,7 @@ async def _checked_form(request: web.Request) -> tuple[User, dict[str, str]]:
     user = await _user_or_none(request)
     if user is None:
         await login.start(request, login.HOME_PATH)
-    posted = await request.post()
+    posted = await posted_form(request)
     form = {key: value for key, value in posted.items() if isinstance(value, str)}
     if not await check_csrf(request, form.get("csrf_token")):
         logger.info("management form rejected: invalid CSRF token, sub=%s", user.sub)

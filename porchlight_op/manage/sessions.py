@@ -27,6 +27,7 @@ from ..web.login_session import (
     end_login,
 )
 from ..web.middlewares import NO_STORE, page
+from ..web.params import posted_form
 from . import login
 
 logger = logging.getLogger(WEB)
@@ -76,7 +77,7 @@ async def sessions_page(request: web.Request) -> web.Response:
 async def end_session(request: web.Request) -> web.Response:
     """End one of the user's logins; ending this browser's login signs it out."""
     user = await _signed_in_user(request)
-    form = await request.post()
+    form = await posted_form(request)
     if not await check_csrf(request, _field(form, "csrf_token")):
         return _form_expired(request, user)
     sid = _field(form, "sid")
@@ -107,7 +108,7 @@ async def end_session(request: web.Request) -> web.Response:
 async def revoke_client(request: web.Request) -> web.Response:
     """Delete the user's grants at one client and the remembered consent."""
     user = await _signed_in_user(request)
-    form = await request.post()
+    form = await posted_form(request)
     if not await check_csrf(request, _field(form, "csrf_token")):
         return _form_expired(request, user)
     sessions = request.app[USER_SESSIONS]

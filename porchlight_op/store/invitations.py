@@ -36,6 +36,9 @@ REVOKED = "revoked"
 
 _DURATION = re.compile(r"([1-9][0-9]{0,6})([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# NOTE: a limit chosen for these links, not one from a standard. It keeps the
+# expiry time within the years that datetime and the pages can show.
+MAX_LIFETIME_DAYS = 3650
 
 # Moves a pending invitation to ARGV[1] (used or revoked) and returns its fields
 # as they were before, or an empty list when the key is gone. One script, so two
@@ -80,7 +83,12 @@ def parse_duration(text: str) -> int:
             f"invalid duration {text!r}: expected a positive number followed by"
             " s, m, h or d, for example 30m, 12h or 7d"
         )
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_LIFETIME_DAYS * _UNIT_SECONDS["d"]:
+        raise InvalidDuration(
+            f"invalid duration {text!r}: at most {MAX_LIFETIME_DAYS} days allowed"
+        )
+    return seconds
 
 
 def register_url(issuer: str, token: str) -> str:

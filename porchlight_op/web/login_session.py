@@ -177,4 +177,8 @@ async def check_csrf(request: web.Request, presented: str | None) -> bool:
     expected = session.get(CSRF_FIELD)
     if not isinstance(expected, str) or presented is None:
         return False
+    # aiohttp decodes header bytes that are not UTF-8 to lone surrogates, which
+    # encode() rejects. Tokens are ASCII, so such a value cannot match.
+    if not presented.isascii():
+        return False
     return hmac.compare_digest(expected.encode(), presented.encode())

@@ -61,7 +61,8 @@ async def read_json(request: web.Request) -> dict[str, Any] | None:
         return None
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError, LookupError):
+        # RecursionError: nesting too deep. LookupError: an unknown charset.
         return None
     return body if isinstance(body, dict) else None
 
@@ -80,7 +81,7 @@ def parse_credential(raw: str | None) -> dict[str, Any]:
     """Parse the credential JSON posted by the page, or raise PasskeyRejected."""
     try:
         credential = json.loads(raw or "")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting too deep
         credential = None
     if not isinstance(credential, dict):
         raise PasskeyRejected("The passkey response is missing.", "no credential")

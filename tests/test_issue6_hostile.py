@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from admin_support import ADMIN, add_admin, post, sign_in_admin
-from support import REDIRECT_URI, Browser, hidden_inputs, pkce_pair
+from aiohttp import web
+from support import REDIRECT_URI, Browser, free_port, hidden_inputs, pkce_pair
 from test_passkeys import (
     PASSWORD,
     credentials_form,
@@ -34,6 +35,7 @@ from test_redis_outage import fragile_op, own_redis  # noqa: F401 - fixtures
 from webauthn_authenticator import SoftAuthenticator
 
 from porchlight_op.accounts.service import Accounts
+from porchlight_op.app import create_app
 from porchlight_op.oidc.provider import (
     Authentication,
     AuthorizationError,
@@ -41,8 +43,9 @@ from porchlight_op.oidc.provider import (
 )
 from porchlight_op.store.invitations import InvitationStore
 from porchlight_op.store.passkeys import PasskeyStore
-from porchlight_op.store.user_logins import LoginEntry
+from porchlight_op.store.user_logins import LoginEntry, UserLogins
 from porchlight_op.store.user_revocation import UserRevocation
+from porchlight_op.web.authorize import complete_login
 from porchlight_op.web.keys import PROVIDER, USER_SESSIONS
 from porchlight_op.web.login_session import new_sid
 
@@ -433,3 +436,34 @@ async def test_enrol_ceremony_of_other_invitation_is_rejected(
     assert result.status == 400
     assert await Accounts(op.redis, op.settings).find("dora") is None
     assert (await store.find(second)).state == "pending"
+
+
+async def test_login_completed_after_a_disable_is_ended(op, aiohttp_server):
+    """A disable landing between the credential check and the session start wins.
+
+    The extra route stands for a login whose password or passkey was checked
+    just before an administrator disabled the account.
+    """
+    user = await op.add_user("mallory")
+    app = create_app(op.settings, op.redis)
+
+    async def checked_then_disabled(request: web.Request) -> web.StreamResponse:
+        await Accounts(op.redis, op.settings).set_disabled(user.sub, True)
+        return await complete_login(request, "", user.sub, ("pwd",))
+
+    app.router.add_post("/test/checked-then-disabled", checked_then_disabled)
+    server = await aiohttp_server(app, port=free_port())
+    browser = Browser.open(str(server.make_url("")))
+    try:
+        reply = await browser.post_form(
+            str(server.make_url("/test/checked-then-disabled")), {}
+        )
+        text = await reply.text()
+        logins = await UserLogins(
+            op.redis, op.settings.session_max_age, op.settings.session_idle_timeout
+        ).entries(user.sub)
+    finally:
+        await browser.close()
+
+    assert "The username or password is incorrect." in text
+    assert logins == []

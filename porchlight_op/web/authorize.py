@@ -19,7 +19,14 @@ from . import consent
 from . import params as parsing
 from .i18n import UI_LOCALES
 from .keys import ACCOUNTS, PENDING, PROVIDER, REQUEST_ID, SETTINGS, THROTTLE
-from .login_session import Login, check_csrf, csrf_token, current_login, start_login
+from .login_session import (
+    Login,
+    check_csrf,
+    csrf_token,
+    current_login,
+    end_login,
+    start_login,
+)
 from .middlewares import NO_STORE
 
 logger = logging.getLogger(WEB)
@@ -181,6 +188,14 @@ async def complete_login(
 ) -> web.StreamResponse:
     """Start the session of an authenticated user and resume the pending request."""
     login = await start_login(request, sub, amr)
+    # Disabling writes the flag, then ends the user's indexed logins. Reading
+    # the flag after this login is indexed means a disable that raced the
+    # credential check either shows here or finds this login to end.
+    user = await request.app[ACCOUNTS].get(sub)
+    if user is None or user.disabled:
+        await end_login(request)
+        logger.info("login ended: account disabled or removed meanwhile, sub=%s", sub)
+        return await login_again(request, request_id, "")
     security_event(
         "login", request_id=request[REQUEST_ID], sub=sub, remote=request.remote
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -9,9 +10,10 @@ from urllib.parse import urlsplit
 import aiohttp_jinja2
 from aiohttp import web
 
+from ..accounts.throttle import lock_message
 from ..log import WEB
 from ..models import ADMIN_GROUP, InvalidClaim, User
-from ..web.keys import ACCOUNTS, PASSKEYS
+from ..web.keys import ACCOUNTS, PASSKEYS, THROTTLE
 from ..web.login_session import check_csrf, csrf_token
 from ..web.middlewares import NO_STORE, page
 from ..web.params import posted_form
@@ -33,6 +35,7 @@ PROFILE_CLAIMS = (
     "picture",
     "locale",
 )
+CURRENT_PASSWORD_WRONG = "The current password is wrong."  # noqa: S105 - a message
 # NOTE: a limit chosen for a profile form field, not one from a standard.
 MAX_FIELD_LENGTH = 512
 # Changing one of these claims clears its *_verified flag.
@@ -86,11 +89,10 @@ async def credentials_submit(request: web.Request) -> web.Response:
     new = _field(form, "new_password") or ""
     if user.password_hash is not None:
         current = _field(form, "current_password") or ""
-        if await accounts.authenticate(user.username, current) is None:
-            logger.info("password change rejected: wrong password, sub=%s", user.sub)
-            return await _render_credentials(
-                request, user, "The current password is wrong.", 400
-            )
+        problem = await check_current_password(request, user, current)
+        if problem is not None:
+            logger.info("password change rejected: %s, sub=%s", problem, user.sub)
+            return await _render_credentials(request, user, problem, 400)
     if new != _field(form, "new_password_confirm"):
         return await _render_credentials(
             request, user, "The new passwords do not match.", 400
@@ -100,6 +102,28 @@ async def credentials_submit(request: web.Request) -> web.Response:
     except ValueError as error:
         return await _render_credentials(request, user, str(error), 400)
     return await _render_credentials(request, user, None, 200, saved=True)
+
+
+async def check_current_password(
+    request: web.Request, user: User, current: str
+) -> str | None:
+    """Check the signed-in user's current password under the login throttle.
+
+    Returns the message to show, or None when the password is right. Guesses
+    here count against the same limits as guesses at the login form.
+    """
+    throttle = request.app[THROTTLE]
+    address = request.remote or "unknown"
+    verdict = await throttle.check(user.username, address)
+    if verdict.locked_for:
+        return lock_message(verdict.locked_for)
+    if verdict.delay:
+        await asyncio.sleep(verdict.delay)
+    if await request.app[ACCOUNTS].authenticate(user.username, current) is None:
+        locked_for = await throttle.failed(user.username, address)
+        return lock_message(locked_for) if locked_for else CURRENT_PASSWORD_WRONG
+    await throttle.succeeded(user.username)
+    return None
 
 
 async def profile_page(request: web.Request) -> web.Response:

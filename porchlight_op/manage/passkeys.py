@@ -121,10 +121,10 @@ async def remove_password_submit(request: web.Request) -> web.Response:
         return await pages._render_credentials(request, user, NO_PASSKEY_LEFT, 409)
     accounts = request.app[ACCOUNTS]
     current = _text(form, "current_password")
-    if await accounts.authenticate(user.username, current) is None:
-        logger.info("password removal rejected: wrong password, sub=%s", user.sub)
-        error = "The current password is wrong."
-        return await pages._render_credentials(request, user, error, 400)
+    problem = await pages.check_current_password(request, user, current)
+    if problem is not None:
+        logger.info("password removal rejected: %s, sub=%s", problem, user.sub)
+        return await pages._render_credentials(request, user, problem, 400)
     previous_hash = user.password_hash
     user = await accounts.set_password(user.sub, None)
     if not await request.app[PASSKEYS].list(user.sub):

@@ -108,6 +108,8 @@ INVALID_URIS = (
     ("https://*.example.org/cb", "must not contain a wildcard"),
     ("https://app.example.org/cb#frag", "must not contain a fragment"),
     ("/relative/callback", "must be an absolute URI"),
+    ("https://app.example.org@evil.example/cb", "must not contain a user name"),
+    ("https://app.example.org/" + "a" * 2000, "must be at most 2000 characters"),
 )
 
 

@@ -41,6 +41,7 @@ from porchlight_op.oidc.provider import (
     AuthorizationError,
     AuthorizationRequest,
 )
+from porchlight_op.store import keys
 from porchlight_op.store.invitations import InvitationStore
 from porchlight_op.store.passkeys import PasskeyStore
 from porchlight_op.store.user_logins import LoginEntry, UserLogins
@@ -48,6 +49,7 @@ from porchlight_op.store.user_revocation import UserRevocation
 from porchlight_op.web.authorize import complete_login
 from porchlight_op.web.keys import PROVIDER, USER_SESSIONS
 from porchlight_op.web.login_session import new_sid
+from porchlight_op.web.passkeys import CHALLENGE_RATE_LIMIT
 
 JSON_TYPE = "application/json"
 
@@ -467,3 +469,17 @@ async def test_login_completed_after_a_disable_is_ended(op, aiohttp_server):
 
     assert "The username or password is incorrect." in text
     assert logins == []
+
+
+async def test_passkey_challenges_per_address_are_limited(op, browser):
+    form = await login_page(browser, op, None)
+    url = op.url + "/login/passkey/options"
+
+    statuses = [
+        (await post_json(browser, url, form["csrf_token"])).status
+        for _ in range(CHALLENGE_RATE_LIMIT + 1)
+    ]
+
+    assert statuses[:-1] == [200] * CHALLENGE_RATE_LIMIT
+    assert statuses[-1] == 429
+    assert 0 < await op.redis.ttl(keys.webauthn_challenge_count("127.0.0.1")) <= 60

@@ -195,6 +195,14 @@ def webauthn_ceremony(ceremony_id: str) -> str:
     return f"{PREFIX}:webauthn:{ceremony_id}"
 
 
+def webauthn_challenge_count(address: str) -> str:
+    """Key counting passkey challenges handed to one client address (integer, TTL).
+
+    It expires one rate window after its first challenge.
+    """
+    return f"{PREFIX}:webauthn-rate:{address}"
+
+
 def user_logins(sub: str) -> str:
     """Key of the hash of a user's live browser logins, by login session id.
 

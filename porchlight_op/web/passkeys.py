@@ -23,6 +23,7 @@ from ..accounts.service import UsernameTaken
 from ..accounts.throttle import lock_message
 from ..log import WEB, security_event
 from ..models import User, normalize_username
+from ..store import keys
 from ..store.invitations import PENDING as INVITATION_PENDING
 from ..store.invitations import Invitation, InvitationStore, token_digest
 from ..store.passkeys import CredentialTaken, Passkey
@@ -40,6 +41,11 @@ FORM_EXPIRED = "The form expired; reload the page."
 ACCOUNT_UNUSABLE = "This passkey cannot be used to sign in."
 UNUSABLE_LINK = "This invitation link is no longer valid. Reload the page."
 CREATION_FAILED = "The account could not be created. Try again."
+TOO_MANY_CHALLENGES = "Too many passkey attempts from here. Try again in a minute."
+# NOTE: our limits: challenges per client address per window of seconds. A
+# page asks for one per view, and conditional UI for one more per attempt.
+CHALLENGE_RATE_LIMIT = 120
+CHALLENGE_RATE_WINDOW = 60
 
 
 def setup_passkey_routes(router: web.UrlDispatcher) -> None:
@@ -91,10 +97,32 @@ def parse_credential(raw: str | None) -> dict[str, Any]:
 # -- login --
 
 
+async def challenge_allowed(request: web.Request) -> bool:
+    """Count a challenge for the client address; False once over the rate.
+
+    Each challenge is a Redis key for minutes, so an unbounded stream of them
+    from one address would fill memory.
+    """
+    key = keys.webauthn_challenge_count(request.remote or "unknown")
+    async with request.app[REDIS].pipeline(transaction=False) as pipe:
+        # SET NX starts the window with its expiry; INCR keeps that expiry.
+        pipe.set(key, 0, ex=CHALLENGE_RATE_WINDOW, nx=True)
+        pipe.incr(key)
+        _, count = await pipe.execute()
+    if int(count) > CHALLENGE_RATE_LIMIT:
+        logger.info(
+            "passkey challenge refused: rate exceeded, remote=%s", request.remote
+        )
+        return False
+    return True
+
+
 async def login_options(request: web.Request) -> web.Response:
     """POST /login/passkey/options: a challenge for a usernameless login."""
     if await read_json(request) is None:
         return json_error(FORM_EXPIRED, 403)
+    if not await challenge_allowed(request):
+        return json_error(TOO_MANY_CHALLENGES, 429)
     ceremony_id, options = await request.app[WEBAUTHN].login_options()
     return json_reply({"ceremony": ceremony_id, "publicKey": options})
 
@@ -153,6 +181,8 @@ async def enrol_options(request: web.Request) -> web.Response:
     body = await read_json(request)
     if body is None:
         return json_error(FORM_EXPIRED, 403)
+    if not await challenge_allowed(request):
+        return json_error(TOO_MANY_CHALLENGES, 429)
     token = request.match_info["token"]
     invitation = await InvitationStore(request.app[REDIS]).find(token)
     if invitation is None or invitation.state != INVITATION_PENDING:

@@ -35,6 +35,7 @@ MAX_FLOW_STEPS = 10  # redirects and form posts in one authorization
 ERROR_SAMPLES = 5  # distinct error messages kept per scenario
 
 _FORM = re.compile(r"<form[^>]*>", re.IGNORECASE)
+_FORM_BLOCK = re.compile(r"<form[^>]*>.*?</form>", re.IGNORECASE | re.DOTALL)
 _ACTION = re.compile(r'action="([^"]*)"')
 _INPUT = re.compile(r"<input[^>]*>", re.IGNORECASE)
 _ATTRIBUTE = re.compile(r'(name|value)="([^"]*)"')
@@ -158,20 +159,23 @@ def pkce_pair() -> tuple[str, str]:
 
 
 def form_fields(html: str) -> tuple[str | None, dict[str, str]]:
-    """Return the first form's action and its named inputs with their values.
+    """Return a form's action and its named inputs with their values.
 
-    The first named button counts as pressed, as a browser submitting the form
-    with Enter would send it. On a consent page that is "Allow".
+    The form with a password field wins (the login page also has a passkey
+    form, which a scripted login cannot use); otherwise the first form.
     """
-    form = _FORM.search(html)
-    if form is None:
+    forms = _FORM_BLOCK.findall(html)
+    if not forms:
         return None, {}
-    action = _ACTION.search(form.group(0))
+    html = next((f for f in forms if 'type="password"' in f), forms[0])
+    action = _ACTION.search(_FORM.search(html).group(0))  # type: ignore[union-attr]
     fields: dict[str, str] = {}
     for tag in _INPUT.findall(html):
         attributes = dict(_ATTRIBUTE.findall(tag))
         if "name" in attributes:
             fields[attributes["name"]] = unescape(attributes.get("value", ""))
+    # The first named button counts as pressed, as Enter in a browser would
+    # send it: "Allow" on the consent page.
     for tag in _BUTTON.findall(html):
         attributes = dict(_ATTRIBUTE.findall(tag))
         if "name" in attributes:

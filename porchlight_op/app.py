@@ -14,6 +14,7 @@ import aiohttp_session
 import jinja2
 from aiohttp import web
 
+from .accounts.passkeys import PasskeyCeremonies
 from .accounts.service import Accounts
 from .accounts.throttle import LoginThrottle
 from .log import APP
@@ -24,6 +25,7 @@ from .oidc.keyring import KeyringFollower, following
 from .oidc.provider import Provider
 from .oidc.secrets import load_server_secrets, new_signing_jwks
 from .oidc.state import StateRunner
+from .oidc.user_sessions import UserSessions
 from .settings import Settings
 from .store import keys
 from .store.clients import ClientStore, client_from_settings
@@ -40,11 +42,14 @@ from .web import cors, i18n, middlewares
 from .web.keys import (
     ACCOUNTS,
     CONSENTS,
+    PASSKEYS,
     PENDING,
     PROVIDER,
     REDIS,
     SETTINGS,
     THROTTLE,
+    USER_SESSIONS,
+    WEBAUTHN,
 )
 from .web.logout import logout_context
 from .web.proxies import forwarded_headers, parse_networks
@@ -81,6 +86,9 @@ def create_app(settings: Settings, client: RedisClient) -> web.Application:
     app[SETTINGS] = settings
     app[REDIS] = client
     app[THROTTLE] = LoginThrottle(client, settings)
+    app[WEBAUTHN] = PasskeyCeremonies(client, settings.issuer)
+    app[PASSKEYS] = app[WEBAUTHN].store
+    app[USER_SESSIONS] = UserSessions(client, settings)
     environment = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -108,6 +116,11 @@ def _session_storage(settings: Settings, client: RedisClient) -> RedisSessionSto
         samesite=settings.cookie_samesite,
         secure=settings.secure_cookies,
         key_factory=lambda: secrets.token_urlsafe(32),
+        # Before login a session carries a CSRF token or a sign-in in progress,
+        # which is of no use once its pending authorization request has expired.
+        anonymous_max_age=min(
+            settings.pending_request_lifetime, settings.session_idle_timeout
+        ),
     )
 
 

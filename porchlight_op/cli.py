@@ -290,7 +290,13 @@ def _client_lines(data: Mapping[str, Any]) -> list[str]:
 
 def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
     """Register a client in Redis, generating a secret for a confidential one."""
-    from porchlight_op.store.clients import ClientStore, client_from_settings
+    from porchlight_op.store.clients import (
+        ClientConflict,
+        ClientStore,
+        add_new_client,
+        client_from_settings,
+        new_client_secret,
+    )
 
     given = args.secret
     if args.secret_stdin:
@@ -299,7 +305,7 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         given = read_password(sys.stdin, "client secret")
     keyless = ("none", "private_key_jwt")
     generated = given is None and args.auth_method not in keyless
-    secret = secrets.token_urlsafe(32) if generated else given
+    secret = new_client_secret() if generated else given
     spec = ClientSettings(
         client_id=args.client_id,
         redirect_uris=tuple(args.redirect_uri),
@@ -319,17 +325,13 @@ def cmd_client_add(args: argparse.Namespace, settings: Settings) -> int:
         first_party=args.first_party,
         require_auth_time=args.require_auth_time,
     )
-    if spec.client_id in settings.clients:
-        raise CommandError(
-            f"client {spec.client_id!r} is already defined in the config file"
-        )
     record = client_from_settings(spec, int(time.time()))
 
     async def add(client: RedisClient) -> None:
-        store = ClientStore(client)
-        if await store.get(record.client_id) is not None:
-            raise CommandError(f"client {record.client_id!r} already exists")
-        await store.put(record)
+        try:
+            await add_new_client(ClientStore(client), settings.clients, record)
+        except ClientConflict as err:
+            raise CommandError(str(err)) from None
 
     _run(settings, add)
     data = _client_data(record, "store")
@@ -718,6 +720,53 @@ def _add_user_commands(commands: Any, common: argparse.ArgumentParser) -> None:
                 help="read the new password from the first line of stdin",
             )
         action.set_defaults(handler=handler)
+    _add_user_disable_commands(actions, common)
+
+
+def _add_user_disable_commands(actions: Any, common: argparse.ArgumentParser) -> None:
+    for name, handler, summary in (
+        (
+            "disable",
+            cmd_user_disable,
+            "refuse the user's logins and revoke their sessions and tokens now",
+        ),
+        ("enable", cmd_user_enable, "allow a disabled user to log in again"),
+    ):
+        action = actions.add_parser(name, parents=[common], help=summary)
+        action.add_argument("user", metavar="USERNAME_OR_SUB")
+        action.set_defaults(handler=handler)
+
+
+def cmd_user_disable(args: argparse.Namespace, settings: Settings) -> int:
+    """Disable a user, which ends their logins and revokes their grants."""
+    return _set_user_disabled(args, settings, True)
+
+
+def cmd_user_enable(args: argparse.Namespace, settings: Settings) -> int:
+    """Enable a disabled user again."""
+    return _set_user_disabled(args, settings, False)
+
+
+def _set_user_disabled(
+    args: argparse.Namespace, settings: Settings, disabled: bool
+) -> int:
+    from porchlight_op.accounts.service import Accounts, UserNotFound
+
+    async def change(client: RedisClient) -> Any:
+        user = await _find_user(client, settings, args.user)
+        try:
+            return await Accounts(client, settings).set_disabled(user.sub, disabled)
+        except UserNotFound:
+            raise CommandError(f"user {args.user!r} not found") from None
+
+    user = _run(settings, change)
+    state = "disabled" if disabled else "enabled"
+    _emit(
+        args,
+        {"sub": user.sub, "disabled": user.disabled},
+        [f"{state} user {user.username} ({user.sub})"],
+    )
+    return 0
 
 
 # ---------------------------------------------------------------------------

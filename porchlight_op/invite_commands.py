@@ -10,13 +10,14 @@ from porchlight_op.cli import CommandError, _emit, _run, _timestamp, read_passwo
 from porchlight_op.settings import Settings
 from porchlight_op.store.connection import RedisClient
 
-REGISTER_PATH = "/register/"  # the route that web/register.py serves
 DEFAULT_EXPIRY = "7d"
 
 
 def register_link(settings: Settings, token: str) -> str:
     """Return the URL at which an invitation's token is redeemed."""
-    return settings.issuer.rstrip("/") + REGISTER_PATH + token
+    from porchlight_op.store.invitations import register_url
+
+    return register_url(settings.issuer, token)
 
 
 def _invitation_data(invitation: Any) -> dict[str, Any]:
@@ -26,6 +27,7 @@ def _invitation_data(invitation: Any) -> dict[str, Any]:
         "email": invitation.email,
         "admin": invitation.admin,
         "username": invitation.username,
+        "sub": invitation.sub,
         "state": invitation.state,
         "created_at": _timestamp(invitation.created_at),
         "expires_at": _timestamp(invitation.expires_at),
@@ -42,8 +44,14 @@ def _lifetime(text: str) -> int:
 
 
 def _check_email(email: str | None) -> None:
-    if email is not None and "@" not in email.strip("@"):
-        raise CommandError(f"invalid email address {email!r}: expected name@domain", 2)
+    from porchlight_op.store.invitations import validate_email
+
+    if email is None:
+        return
+    try:
+        validate_email(email)
+    except ValueError as err:
+        raise CommandError(str(err), 2) from None
 
 
 def _create_invitation(

@@ -153,6 +153,9 @@ def _normalize_issuer(key: str, issuer: str) -> str:
     return issuer
 
 
+# NOTE: our limit, not a standard's; it keeps authorization URLs with the
+# redirect URI in them under the 8 KiB request lines that servers accept.
+MAX_REDIRECT_URI_LENGTH = 2000
 # Schemes that run or embed content in the browser instead of reaching an app.
 _UNSAFE_REDIRECT_SCHEMES = frozenset(
     {"javascript", "data", "vbscript", "file", "blob", "about", "filesystem"}
@@ -165,9 +168,16 @@ def validate_redirect_uri(key: str, uri: str) -> None:
     http(s) URIs must name a host without wildcards; private-use schemes of
     native apps (RFC 8252 7.1) are allowed, script and data schemes are not.
     """
+    if len(uri) > MAX_REDIRECT_URI_LENGTH:
+        raise SettingsError(
+            key, f"must be at most {MAX_REDIRECT_URI_LENGTH} characters long"
+        )
     parts = _split_url(key, uri)
     if not parts.scheme:
         raise SettingsError(key, f"must be an absolute URI, got {_show(uri)}")
+    if "@" in parts.netloc:
+        # https://app.example@evil.example/ reads like app.example to people.
+        raise SettingsError(key, "must not contain a user name or password")
     if parts.scheme.lower() in _UNSAFE_REDIRECT_SCHEMES:
         raise SettingsError(key, f"must not use the {parts.scheme}: scheme")
     if parts.scheme in ("http", "https") and not parts.hostname:

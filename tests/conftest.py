@@ -23,6 +23,7 @@ from porchlight_op.oidc.secrets import new_signing_jwks
 from porchlight_op.settings import Settings, load_settings
 from porchlight_op.store import keys
 from porchlight_op.store.clients import ClientStore
+from porchlight_op.store.embedded import EmbeddedRedis
 
 STARTUP_TIMEOUT = 10.0
 POLL_INTERVAL = 0.05
@@ -226,3 +227,26 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         except AssertionError as err:
             failures.append(str(err))
     assert not failures, "\n\n".join(failures)
+
+
+# -- the command line against an embedded Redis --
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The CLI's data directory, set in the environment, with no config file."""
+    path = tmp_path / "var"
+    monkeypatch.setenv("PORCHLIGHT_DATA_DIR", str(path))
+    monkeypatch.delenv("PORCHLIGHT_CONFIG", raising=False)
+    return path
+
+
+@pytest.fixture
+def server(data_dir: Path) -> Iterator[EmbeddedRedis]:
+    """A running embedded Redis that every command adopts, which saves start-up time."""
+    embedded = EmbeddedRedis(data_dir)
+    embedded.start()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()

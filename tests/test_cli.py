@@ -2,46 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flows import run_cli, run_cli_json
 
 from porchlight_op import cli
 from porchlight_op.store.embedded import EmbeddedRedis
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "var"
-    monkeypatch.setenv("PORCHLIGHT_DATA_DIR", str(path))
-    monkeypatch.delenv("PORCHLIGHT_CONFIG", raising=False)
-    return path
-
-
-@pytest.fixture
-def server(data_dir: Path) -> Iterator[EmbeddedRedis]:
-    """A running embedded Redis that every command adopts, which saves start-up time."""
-    embedded = EmbeddedRedis(data_dir)
-    embedded.start()
-    try:
-        yield embedded
-    finally:
-        embedded.stop()
-
-
-def run(
-    capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None
-) -> tuple[int, str, str]:
-    """Run the CLI and return the exit status, stdout and stderr."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "stdin", io.StringIO(stdin or ""))
-        code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def client_ids(rows: object) -> list[str]:
@@ -52,14 +20,6 @@ def client_ids(rows: object) -> list[str]:
 def usernames(rows: object) -> list[str]:
     assert isinstance(rows, list)
     return [row["username"] for row in rows]
-
-
-def run_json(
-    capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None
-) -> object:
-    code, out, err = run(capsys, *argv, "--json", stdin=stdin)
-    assert code == 0, err
-    return json.loads(out)
 
 
 # ---------------------------------------------------------------------------
@@ -86,7 +46,7 @@ def test_settings_error_exits_2(
 ) -> None:
     monkeypatch.setenv("PORCHLIGHT_PORT", "0")
 
-    code, out, err = run(capsys, "client", "list")
+    code, out, err = run_cli(capsys, "client", "list")
 
     assert code == 2
     assert err == "porchlight-op: port: must be between 1 and 65535, got 0\n"
@@ -99,7 +59,7 @@ def test_bad_config_file_exits_2(
     config = tmp_path / "bad.toml"
     config.write_text("colour = 1\n", encoding="utf-8")
 
-    code, _, err = run(capsys, "user", "list", "--config", str(config))
+    code, _, err = run_cli(capsys, "user", "list", "--config", str(config))
 
     assert code == 2
     assert err.startswith("porchlight-op: colour: unknown setting")
@@ -111,7 +71,7 @@ def test_unreachable_redis_exits_1(
     monkeypatch.setenv("PORCHLIGHT_REDIS_URL", f"unix://{tmp_path}/absent.sock")
     monkeypatch.setenv("PORCHLIGHT_REDIS_CONNECT_TIMEOUT", "0.2")
 
-    code, _, err = run(capsys, "client", "list")
+    code, _, err = run_cli(capsys, "client", "list")
 
     assert code == 1
     assert err.startswith("porchlight-op: cannot reach Redis at unix://")
@@ -121,11 +81,26 @@ def test_unreachable_redis_exits_1(
 def test_command_starts_and_stops_embedded_redis(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "client", "list")
+    code, out, _ = run_cli(capsys, "client", "list")
 
     assert code == 0
     assert out == "no clients\n"
     assert not EmbeddedRedis(data_dir).is_running()
+
+
+def test_command_warns_when_it_creates_a_new_database(
+    data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    run_cli(capsys, "client", "list")
+    first = caplog.text
+    caplog.clear()
+    run_cli(capsys, "client", "list")
+
+    assert "created a new, empty embedded Redis database" in first
+    assert str(data_dir) in first
+    assert "created a new" not in caplog.text
 
 
 # ---------------------------------------------------------------------------
@@ -135,7 +110,7 @@ def test_command_starts_and_stops_embedded_redis(
 def test_client_add_generates_secret_once(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys, "client", "add", "web", "--redirect-uri", "https://rp.example/cb"
     )
 
@@ -144,7 +119,7 @@ def test_client_add_generates_secret_once(
     assert len(secret_lines) == 1
     assert len(secret_lines[0].removeprefix("secret: ")) >= 43
 
-    code, out, _ = run(capsys, "client", "show", "web")
+    code, out, _ = run_cli(capsys, "client", "show", "web")
 
     assert code == 0
     assert "secret: set" in out
@@ -154,7 +129,7 @@ def test_client_add_generates_secret_once(
 def test_client_add_json_and_show(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    added = run_json(
+    added = run_cli_json(
         capsys,
         "client",
         "add",
@@ -170,7 +145,7 @@ def test_client_add_json_and_show(
         "--name",
         "SPA",
     )
-    shown = run_json(capsys, "client", "show", "spa")
+    shown = run_cli_json(capsys, "client", "show", "spa")
 
     assert isinstance(added, dict)
     assert added["secret"] == "none"
@@ -198,7 +173,7 @@ def test_client_add_json_and_show(
 def test_client_add_given_secret_is_not_printed(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys,
         "client",
         "add",
@@ -217,9 +192,9 @@ def test_client_add_existing_id_exits_1(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ("client", "add", "web", "--redirect-uri", "https://rp.example/cb")
-    run(capsys, *argv)
+    run_cli(capsys, *argv)
 
-    code, _, err = run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
 
     assert code == 1
     assert err == "porchlight-op: client 'web' already exists\n"
@@ -235,7 +210,7 @@ def test_client_add_existing_id_exits_1(
 def test_client_add_invalid_redirect_uri(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str], uri: str, problem: str
 ) -> None:
-    code, _, err = run(capsys, "client", "add", "web", "--redirect-uri", uri)
+    code, _, err = run_cli(capsys, "client", "add", "web", "--redirect-uri", uri)
 
     assert code == 2
     assert err.startswith(f"porchlight-op: clients.web.redirect_uris: {problem}")
@@ -244,7 +219,7 @@ def test_client_add_invalid_redirect_uri(
 def test_client_add_public_with_secret_rejected(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys,
         "client",
         "add",
@@ -265,7 +240,7 @@ def test_client_list_and_remove(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for client_id in ("b-client", "a-client"):
-        run(
+        run_cli(
             capsys,
             "client",
             "add",
@@ -274,9 +249,9 @@ def test_client_list_and_remove(
             "https://rp.example/cb",
         )
 
-    listed = run_json(capsys, "client", "list")
-    code, out, _ = run(capsys, "client", "remove", "a-client")
-    after = run_json(capsys, "client", "list")
+    listed = run_cli_json(capsys, "client", "list")
+    code, out, _ = run_cli(capsys, "client", "remove", "a-client")
+    after = run_cli_json(capsys, "client", "list")
 
     assert client_ids(listed) == ["a-client", "b-client"]
     assert isinstance(listed, list)
@@ -290,7 +265,7 @@ def test_client_list_and_remove(
 def test_client_unknown_id_exits_1(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str], action: str
 ) -> None:
-    code, _, err = run(capsys, "client", action, "ghost")
+    code, _, err = run_cli(capsys, "client", action, "ghost")
 
     assert code == 1
     assert err == "porchlight-op: client 'ghost' not found\n"
@@ -301,7 +276,7 @@ def test_client_list_includes_config_clients(
 ) -> None:
     config = Path(__file__).resolve().parent.parent / "conf" / "porchlight.toml"
 
-    rows = run_json(capsys, "client", "list", "--config", str(config))
+    rows = run_cli_json(capsys, "client", "list", "--config", str(config))
 
     assert isinstance(rows, list)
     assert {row["client_id"] for row in rows} == {"example-web", "example-spa"}
@@ -316,7 +291,7 @@ def test_client_list_includes_config_clients(
 def test_user_add_prints_sub(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys,
         "user",
         "add",
@@ -330,7 +305,7 @@ def test_user_add_prints_sub(
     )
     sub = out.strip()
 
-    shown = run_json(capsys, "user", "show", sub)
+    shown = run_cli_json(capsys, "user", "show", sub)
 
     assert code == 0
     assert isinstance(shown, dict)
@@ -343,9 +318,9 @@ def test_user_add_prints_sub(
 def test_user_without_password(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run(capsys, "user", "add", "bob")
+    run_cli(capsys, "user", "add", "bob")
 
-    shown = run_json(capsys, "user", "show", "bob")
+    shown = run_cli_json(capsys, "user", "show", "bob")
 
     assert isinstance(shown, dict)
     assert shown["password"] == "none"
@@ -355,7 +330,7 @@ def test_user_password_keeps_inner_spaces(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Only the newline goes; surrounding spaces are part of the password.
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "user", "add", "carol", "--password-stdin", stdin="  pass word  \n"
     )
 
@@ -365,7 +340,9 @@ def test_user_password_keeps_inner_spaces(
 def test_user_empty_password_rejected(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(capsys, "user", "add", "dave", "--password-stdin", stdin="\n")
+    code, _, err = run_cli(
+        capsys, "user", "add", "dave", "--password-stdin", stdin="\n"
+    )
 
     assert code == 1
     assert err == "porchlight-op: password must not be empty\n"
@@ -374,9 +351,9 @@ def test_user_empty_password_rejected(
 def test_user_add_existing_exits_1(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run(capsys, "user", "add", "erin")
+    run_cli(capsys, "user", "add", "erin")
 
-    code, _, err = run(capsys, "user", "add", "Erin")
+    code, _, err = run_cli(capsys, "user", "add", "Erin")
 
     assert code == 1
     assert err == "porchlight-op: user 'Erin' already exists\n"
@@ -385,12 +362,12 @@ def test_user_add_existing_exits_1(
 def test_user_list_and_remove(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run(capsys, "user", "add", "frank")
-    run(capsys, "user", "add", "grace")
+    run_cli(capsys, "user", "add", "frank")
+    run_cli(capsys, "user", "add", "grace")
 
-    listed = run_json(capsys, "user", "list")
-    code, out, _ = run(capsys, "user", "remove", "frank")
-    after = run_json(capsys, "user", "list")
+    listed = run_cli_json(capsys, "user", "list")
+    code, out, _ = run_cli(capsys, "user", "remove", "frank")
+    after = run_cli_json(capsys, "user", "list")
 
     assert usernames(listed) == ["frank", "grace"]
     assert code == 0
@@ -401,9 +378,9 @@ def test_user_list_and_remove(
 def test_user_set_password(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run(capsys, "user", "add", "heidi")
+    run_cli(capsys, "user", "add", "heidi")
 
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys,
         "user",
         "set-password",
@@ -411,7 +388,7 @@ def test_user_set_password(
         "--password-stdin",
         stdin="new password 1\n",
     )
-    shown = run_json(capsys, "user", "show", "heidi")
+    shown = run_cli_json(capsys, "user", "show", "heidi")
 
     assert code == 0, err
     assert out == "password changed for heidi\n"
@@ -432,7 +409,7 @@ def test_user_set_password_requires_stdin_flag(
 def test_user_unknown_exits_1(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str], action: str
 ) -> None:
-    code, _, err = run(capsys, "user", action, "nobody")
+    code, _, err = run_cli(capsys, "user", action, "nobody")
 
     assert code == 1
     assert err == "porchlight-op: user 'nobody' not found\n"
@@ -450,8 +427,8 @@ def test_demo_prints_stable_credentials(
     started: list[object] = []
     monkeypatch.setattr(cli, "_start_server", started.append)
 
-    first = run_json(capsys, "demo", "--port", "8765")
-    second = run_json(capsys, "demo", "--port", "8765")
+    first = run_cli_json(capsys, "demo", "--port", "8765")
+    second = run_cli_json(capsys, "demo", "--port", "8765")
 
     assert isinstance(first, dict)
     assert isinstance(second, dict)
@@ -477,7 +454,7 @@ def test_demo_challenge_matches_verifier(
 
     monkeypatch.setattr(cli, "_start_server", lambda settings: None)
 
-    details = run_json(capsys, "demo")
+    details = run_cli_json(capsys, "demo")
     assert isinstance(details, dict)
     query = parse_qs(urlsplit(details["authorization_url"]).query)
     digest = hashlib.sha256(details["code_verifier"].encode()).digest()
@@ -497,7 +474,7 @@ def test_demo_warns_on_stderr(
 ) -> None:
     monkeypatch.setattr(cli, "_start_server", lambda settings: None)
 
-    code, _, err = run(capsys, "demo")
+    code, _, err = run_cli(capsys, "demo")
 
     assert code == 0
     assert "demo credentials are for development only" in err

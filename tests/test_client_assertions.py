@@ -10,32 +10,27 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from authlib.integrations.httpx_client import AsyncOAuth2Client
-from authlib.oauth2.rfc7523 import (
-    ClientSecretJWT,
-    PrivateKeyJWT,
-    client_secret_jwt_sign,
-    private_key_jwt_sign,
+from authlib.oauth2.rfc7523 import ClientSecretJWT, PrivateKeyJWT
+from flows import (
+    assertion_form,
+    jwks_of,
+    key_assertion,
+    run_cli,
+    secret_assertion,
 )
 from joserfc.jwk import ECKey, RSAKey
 from support import RelyingParty
 from token_flow import LONG_SECRET, PASSWORD, SECRET, add_client, get_json, post_form
 
-from porchlight_op import cli
 from porchlight_op.store import keys
 from porchlight_op.store.clients import ClientStore
-from porchlight_op.store.embedded import EmbeddedRedis
 
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 GRANTS = ("authorization_code", "refresh_token", "client_credentials")
 
 
 @pytest.fixture(scope="module")
 def key() -> ECKey:
     return ECKey.generate_key("P-256", parameters={"kid": "k1"})
-
-
-def jwks_of(*keys) -> dict:
-    return {"keys": [k.as_dict(private=False) for k in keys]}
 
 
 @pytest.fixture
@@ -57,16 +52,8 @@ async def hmac_client(op):
     )
 
 
-def assertion(op, key, client_id: str = "signed", alg: str = "ES256", **kwargs):
-    return private_key_jwt_sign(key, client_id, op.url + "/token", alg, **kwargs)
-
-
 async def token_with(op, assertion_value: str, client_id: str | None = None):
-    form = {
-        "grant_type": "client_credentials",
-        "client_assertion_type": ASSERTION_TYPE,
-        "client_assertion": assertion_value,
-    }
+    form = assertion_form(assertion_value, grant_type="client_credentials")
     if client_id is not None:
         form["client_id"] = client_id
     return await post_form(op.url + "/token", form)
@@ -116,7 +103,7 @@ async def test_client_secret_jwt_via_authlib(op, hmac_client):
 
 
 async def test_issuer_accepted_as_audience(op, signed, key):
-    value = private_key_jwt_sign(key, "signed", op.url, "ES256")
+    value = key_assertion(op, key, audience=op.url)
 
     reply = await token_with(op, value)
 
@@ -129,17 +116,13 @@ async def test_rsa_key_accepted(op):
         op, "rsa", auth_method="private_key_jwt", jwks=jwks_of(rsa), grant_types=GRANTS
     )
 
-    reply = await token_with(op, assertion(op, rsa, "rsa", "RS256"))
+    reply = await token_with(op, key_assertion(op, rsa, "rsa", "RS256"))
 
     assert reply.status_code == 200
 
 
 async def test_assertion_works_at_revocation(op, signed, key):
-    form = {
-        "token": "unknown",
-        "client_assertion_type": ASSERTION_TYPE,
-        "client_assertion": assertion(op, key),
-    }
+    form = assertion_form(key_assertion(op, key), token="unknown")
 
     reply = await post_form(op.url + "/revoke", form)
 
@@ -174,8 +157,8 @@ async def test_jwks_uri_fetched_and_cached(op, key, jwks_server):
         grant_types=GRANTS,
     )
 
-    first = await token_with(op, assertion(op, key, "remote"))
-    second = await token_with(op, assertion(op, key, "remote"))
+    first = await token_with(op, key_assertion(op, key, "remote"))
+    second = await token_with(op, key_assertion(op, key, "remote"))
 
     assert first.status_code == 200
     assert second.status_code == 200
@@ -190,12 +173,12 @@ async def test_jwks_uri_refetched_after_rotation(op, key, jwks_server):
         jwks_uri=jwks_server["url"],
         grant_types=GRANTS,
     )
-    await token_with(op, assertion(op, key, "remote"))
+    await token_with(op, key_assertion(op, key, "remote"))
     rotated = ECKey.generate_key("P-256", parameters={"kid": "k2"})
     jwks_server["jwks"] = jwks_of(rotated)
     await _backdate_jwks_cache(op.redis, "remote", seconds=60)
 
-    reply = await token_with(op, assertion(op, rotated, "remote"))
+    reply = await token_with(op, key_assertion(op, rotated, "remote"))
 
     assert reply.status_code == 200
     assert jwks_server["hits"] == 2
@@ -209,11 +192,11 @@ async def test_bad_assertion_refetch_rate_limited(op, key, jwks_server):
         jwks_uri=jwks_server["url"],
         grant_types=GRANTS,
     )
-    await token_with(op, assertion(op, key, "remote"))
+    await token_with(op, key_assertion(op, key, "remote"))
     stranger = ECKey.generate_key("P-256", parameters={"kid": "k1"})
 
     replies = [
-        await token_with(op, assertion(op, stranger, "remote")) for _ in range(3)
+        await token_with(op, key_assertion(op, stranger, "remote")) for _ in range(3)
     ]
 
     for reply in replies:
@@ -238,7 +221,7 @@ async def test_unreachable_jwks_uri_is_invalid_client(op, key, jwks_server):
         grant_types=GRANTS,
     )
 
-    reply = await token_with(op, assertion(op, key, "remote"))
+    reply = await token_with(op, key_assertion(op, key, "remote"))
 
     assert_invalid_client(reply)
 
@@ -247,26 +230,26 @@ async def test_unreachable_jwks_uri_is_invalid_client(op, key, jwks_server):
 
 
 async def test_wrong_audience_refused(op, signed, key):
-    value = private_key_jwt_sign(key, "signed", "https://elsewhere/token", "ES256")
+    value = key_assertion(op, key, audience="https://elsewhere/token")
 
     assert_invalid_client(await token_with(op, value))
 
 
 async def test_expired_assertion_refused(op, signed, key):
     past = int(time.time()) - 600
-    value = assertion(op, key, issued_at=past - 60, expires_at=past)
+    value = key_assertion(op, key, issued_at=past - 60, expires_at=past)
 
     assert_invalid_client(await token_with(op, value))
 
 
 async def test_far_future_expiry_refused(op, signed, key):
-    value = assertion(op, key, expires_in=2 * 3600)
+    value = key_assertion(op, key, expires_in=2 * 3600)
 
     assert_invalid_client(await token_with(op, value))
 
 
 async def test_replayed_jti_refused(op, signed, key):
-    value = assertion(op, key)
+    value = key_assertion(op, key)
 
     first = await token_with(op, value)
     second = await token_with(op, value)
@@ -278,11 +261,11 @@ async def test_replayed_jti_refused(op, signed, key):
 async def test_wrong_key_refused(op, signed):
     stranger = ECKey.generate_key("P-256", parameters={"kid": "k1"})
 
-    assert_invalid_client(await token_with(op, assertion(op, stranger)))
+    assert_invalid_client(await token_with(op, key_assertion(op, stranger)))
 
 
 async def test_issuer_other_than_client_refused(op, signed, key):
-    value = assertion(op, key, claims={"sub": "someone-else"})
+    value = key_assertion(op, key, claims={"sub": "someone-else"})
 
     assert_invalid_client(await token_with(op, value))
 
@@ -290,17 +273,17 @@ async def test_issuer_other_than_client_refused(op, signed, key):
 async def test_client_id_mismatch_refused(op, signed, key):
     await add_client(op, "rp")
 
-    assert_invalid_client(await token_with(op, assertion(op, key), client_id="rp"))
+    assert_invalid_client(await token_with(op, key_assertion(op, key), client_id="rp"))
 
 
 async def test_hmac_assertion_for_key_client_refused(op, signed):
-    value = client_secret_jwt_sign(LONG_SECRET, "signed", op.url + "/token")
+    value = secret_assertion(op, LONG_SECRET, "signed")
 
     assert_invalid_client(await token_with(op, value))
 
 
 async def test_wrong_secret_hmac_refused(op, hmac_client):
-    value = client_secret_jwt_sign("x" * 40, "hmac", op.url + "/token")
+    value = secret_assertion(op, "x" * 40, "hmac")
 
     assert_invalid_client(await token_with(op, value))
 
@@ -308,15 +291,13 @@ async def test_wrong_secret_hmac_refused(op, hmac_client):
 async def test_assertion_for_secret_client_refused(op, key):
     await add_client(op, "rp", grant_types=GRANTS, secret=LONG_SECRET)
 
-    value = client_secret_jwt_sign(LONG_SECRET, "rp", op.url + "/token")
+    value = secret_assertion(op, LONG_SECRET, "rp")
 
     assert_invalid_client(await token_with(op, value))
 
 
 async def test_missing_jti_refused(op, hmac_client):
-    value = client_secret_jwt_sign(
-        LONG_SECRET, "hmac", op.url + "/token", claims={"jti": ""}
-    )
+    value = secret_assertion(op, LONG_SECRET, "hmac", claims={"jti": ""})
 
     assert_invalid_client(await token_with(op, value))
 
@@ -325,7 +306,7 @@ async def test_wrong_assertion_type_refused(op, signed, key):
     form = {
         "grant_type": "client_credentials",
         "client_assertion_type": "urn:example:other",
-        "client_assertion": assertion(op, key),
+        "client_assertion": key_assertion(op, key),
     }
 
     assert_invalid_client(await post_form(op.url + "/token", form))
@@ -354,52 +335,40 @@ async def test_discovery_lists_assertion_methods(op):
 # -- registration --
 
 
-def test_cli_registers_key_client(tmp_path, monkeypatch, capsys, key):
-    data_dir = tmp_path / "var"
-    monkeypatch.setenv("PORCHLIGHT_DATA_DIR", str(data_dir))
-    monkeypatch.delenv("PORCHLIGHT_CONFIG", raising=False)
+def test_cli_registers_key_client(tmp_path, server, capsys, key):
     jwks_file = tmp_path / "jwks.json"
     jwks_file.write_text(json.dumps(jwks_of(key)))
-    embedded = EmbeddedRedis(data_dir)
-    embedded.start()
-    try:
-        code = cli.main(
-            [
-                "client", "add", "signed",
-                "--redirect-uri", "https://app.example/cb",
-                "--auth-method", "private_key_jwt",
-                "--jwks-file", str(jwks_file),
-                "--grant-type", "client_credentials",
-                "--grant-type", "authorization_code",
-                "--access-token-format", "opaque",
-            ]
-        )  # fmt: skip
-        stored = asyncio.run(_stored_client(embedded.url, "signed"))
-    finally:
-        embedded.stop()
+
+    code, out, _ = run_cli(
+        capsys,
+        "client", "add", "signed",
+        "--redirect-uri", "https://app.example/cb",
+        "--auth-method", "private_key_jwt",
+        "--jwks-file", str(jwks_file),
+        "--grant-type", "client_credentials",
+        "--grant-type", "authorization_code",
+        "--access-token-format", "opaque",
+    )  # fmt: skip
+    stored = asyncio.run(_stored_client(server.url, "signed"))
 
     assert code == 0
-    assert "secret:" not in capsys.readouterr().out
+    assert "secret:" not in out
     assert stored.secret is None
     assert stored.jwks == jwks_of(key)
     assert stored.grant_types == ("client_credentials", "authorization_code")
     assert stored.access_token_format == "opaque"
 
 
-def test_cli_rejects_key_client_without_keys(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("PORCHLIGHT_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.delenv("PORCHLIGHT_CONFIG", raising=False)
-
-    code = cli.main(
-        [
-            "client", "add", "signed",
-            "--redirect-uri", "https://app.example/cb",
-            "--auth-method", "private_key_jwt",
-        ]
+def test_cli_rejects_key_client_without_keys(data_dir, capsys):
+    code, _, err = run_cli(
+        capsys,
+        "client", "add", "signed",
+        "--redirect-uri", "https://app.example/cb",
+        "--auth-method", "private_key_jwt",
     )  # fmt: skip
 
     assert code != 0
-    assert "jwks" in capsys.readouterr().err
+    assert "jwks" in err
 
 
 async def _stored_client(url: str, client_id: str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from flows import introspect
 from token_flow import add_client, get_json, post_form, sign_in
 
 
@@ -16,13 +17,6 @@ async def alice(op):
 @pytest.fixture
 async def rp(op):
     return await add_client(op, "rp")
-
-
-async def introspect(op, client, token: str, hint: str | None = None):
-    form = {"token": token}
-    if hint is not None:
-        form["token_type_hint"] = hint
-    return await post_form(op.url + "/introspect", form, client)
 
 
 async def test_discovery_lists_introspection(op):

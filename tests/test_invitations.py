@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from conftest import OP
+from flows import run_cli, run_cli_json
 from support import Browser, hidden_inputs
 
-from porchlight_op import cli
 from porchlight_op.accounts.service import Accounts
 from porchlight_op.store.embedded import EmbeddedRedis
 from porchlight_op.store.invitations import InvitationStore
@@ -27,46 +23,10 @@ PASSWORD = "a long enough password"
 # Command line, against an embedded Redis
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "var"
-    monkeypatch.setenv("PORCHLIGHT_DATA_DIR", str(path))
-    monkeypatch.delenv("PORCHLIGHT_CONFIG", raising=False)
-    return path
-
-
-@pytest.fixture
-def server(data_dir: Path) -> Iterator[EmbeddedRedis]:
-    embedded = EmbeddedRedis(data_dir)
-    embedded.start()
-    try:
-        yield embedded
-    finally:
-        embedded.stop()
-
-
-def run(
-    capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = ""
-) -> tuple[int, str, str]:
-    """Run the CLI and return the exit status, stdout and stderr."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def run_json(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = "") -> Any:
-    """Run the CLI with --json and return the parsed output."""
-    code, out, err = run(capsys, *argv, "--json", stdin=stdin)
-    assert code == 0, err
-    return json.loads(out)
-
-
 def test_invite_create_prints_link(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(capsys, "invite", "create")
+    code, out, err = run_cli(capsys, "invite", "create")
 
     assert code == 0, err
     link = out.splitlines()[0]
@@ -77,7 +37,7 @@ def test_invite_create_prints_link(
 def test_invite_create_json_fields(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = run_json(
+    data = run_cli_json(
         capsys,
         "invite",
         "create",
@@ -98,7 +58,7 @@ def test_invite_create_json_fields(
 def test_invite_create_rejects_bad_duration(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(capsys, "invite", "create", "--expires", "7 weeks")
+    code, _, err = run_cli(capsys, "invite", "create", "--expires", "7 weeks")
 
     assert code == 2
     assert "invalid duration" in err
@@ -107,11 +67,11 @@ def test_invite_create_rejects_bad_duration(
 def test_invite_list_never_shows_token(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    created = run_json(capsys, "invite", "create", "--email", "cy@example.org")
+    created = run_cli_json(capsys, "invite", "create", "--email", "cy@example.org")
     token = created["link"].rsplit("/", 1)[1]
 
-    code, out, err = run(capsys, "invite", "list")
-    rows = run_json(capsys, "invite", "list")
+    code, out, err = run_cli(capsys, "invite", "list")
+    rows = run_cli_json(capsys, "invite", "list")
 
     assert code == 0, err
     assert created["id"] in out
@@ -124,11 +84,11 @@ def test_invite_list_never_shows_token(
 def test_invite_revoke_by_id(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    created = run_json(capsys, "invite", "create")
+    created = run_cli_json(capsys, "invite", "create")
 
-    revoked = run_json(capsys, "invite", "revoke", created["id"])
-    rows = run_json(capsys, "invite", "list")
-    again, _, err = run(capsys, "invite", "revoke", created["id"])
+    revoked = run_cli_json(capsys, "invite", "revoke", created["id"])
+    rows = run_cli_json(capsys, "invite", "list")
+    again, _, err = run_cli(capsys, "invite", "revoke", created["id"])
 
     assert revoked == {"revoked": created["id"]}
     assert [row["state"] for row in rows] == ["revoked"]
@@ -139,7 +99,7 @@ def test_invite_revoke_by_id(
 def test_invite_revoke_unknown_id(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(capsys, "invite", "revoke", "0123456789ab")
+    code, _, err = run_cli(capsys, "invite", "revoke", "0123456789ab")
 
     assert code == 1
     assert "not found" in err
@@ -148,10 +108,10 @@ def test_invite_revoke_unknown_id(
 def test_init_admin_with_password_creates_admin(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    created = run_json(
+    created = run_cli_json(
         capsys, "init-admin", "root", "--password-stdin", stdin="long enough pw\n"
     )
-    shown = run_json(capsys, "user", "show", "root")
+    shown = run_cli_json(capsys, "user", "show", "root")
 
     assert created["groups"] == ["admin"]
     assert shown["groups"] == ["admin"]
@@ -161,8 +121,8 @@ def test_init_admin_with_password_creates_admin(
 def test_init_admin_without_password_prints_bound_link(
     server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = run_json(capsys, "init-admin", "root")
-    users = run(capsys, "user", "list")[1]
+    data = run_cli_json(capsys, "init-admin", "root")
+    users = run_cli(capsys, "user", "list")[1]
 
     assert data["link"].startswith("http://localhost:8080/register/")
     assert data["username"] == "root"

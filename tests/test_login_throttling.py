@@ -9,6 +9,7 @@ import time
 import pytest
 from conftest import OP, TEST_ARGON2
 from support import Browser, free_port, hidden_inputs
+from test_manage import sign_in
 
 from porchlight_op.app import create_app
 from porchlight_op.settings import load_settings
@@ -158,3 +159,30 @@ async def test_lock_logs_security_event(op, caplog):
     assert len(locked) == 1
     assert "scope=username" in locked[0].getMessage()
     assert "nobody" not in locked[0].getMessage()
+
+
+async def test_current_password_guesses_on_manage_pages_lock(op):
+    await op.add_user("alice", PASSWORD)
+    browser = Browser.open(op.url)
+    try:
+        await sign_in(browser, op)
+        replies = []
+        for _ in range(THRESHOLDS["login_max_failures"] + 1):
+            page = await browser.get(op.url + "/manage/credentials")
+            form = hidden_inputs(await page.text())
+            form.update(
+                {
+                    "current_password": WRONG,
+                    "new_password": "another long passphrase",
+                    "new_password_confirm": "another long passphrase",
+                }
+            )
+            reply = await browser.post_form(op.url + "/manage/credentials", form)
+            replies.append(await reply.text())
+    finally:
+        await browser.close()
+    _, text = await _log_in(op, "alice", PASSWORD)
+
+    assert "The current password is wrong." in replies[0]
+    assert LOCKED in replies[-1]
+    assert LOCKED in text

@@ -4,64 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import time
-from urllib.parse import urlencode
 
 import httpx
 from cryptojwt import KeyJar
 from cryptojwt.jwt import JWT
-from support import Browser, basic_auth, hidden_inputs, query_of
+from flows import (
+    LOGOUT_URI,
+    PASSWORD,
+    add_logout_client,
+    authorize_status,
+    introspect,
+    logout_url,
+    refresh,
+    sign_in_for_logout,
+    sign_in_rp,
+)
+from support import Browser, hidden_inputs, query_of
 
 from porchlight_op import cli
 from porchlight_op.models import Client
 from porchlight_op.settings import load_settings
 from porchlight_op.store.clients import ClientStore
 
-PASSWORD = "correct horse battery"
-LOGOUT_URI = "http://127.0.0.1:9000/logged-out"
-
-
-async def add_logout_client(op, client_id="rp"):
-    client = await op.add_client(client_id)
-    client = Client(
-        client_id=client.client_id,
-        redirect_uris=client.redirect_uris,
-        auth_method=client.auth_method,
-        secret=client.secret,
-        scope=client.scope,
-        post_logout_redirect_uris=(LOGOUT_URI,),
-    )
-    await ClientStore(op.redis).put(client)
-    return client
-
-
-async def sign_in(op, browser, client, username="alice"):
-    """Log the browser in through the code flow; return the RP and its tokens."""
-    rp = op.rp(client)
-    await rp.discover()
-    reply = await browser.authorize(rp.authorization_url(), username, PASSWORD)
-    assert reply.status == 302
-    token = await rp.redeem(reply.headers["Location"])
-    return rp, token
-
-
-def logout_url(op, **params):
-    return f"{op.url}/logout?{urlencode(params)}"
-
-
-async def authorize_status(browser, rp):
-    """Where a new authorization request sends the browser: 'code' or 'login'."""
-    reply = await browser.get(rp.authorization_url())
-    location = reply.headers["Location"]
-    return "login" if location.startswith("/login") else "code"
-
 
 async def refresh_error(op, client, refresh_token):
-    async with httpx.AsyncClient() as http:
-        reply = await http.post(
-            op.url + "/token",
-            data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-            headers={"Authorization": basic_auth(client.client_id, client.secret)},
-        )
+    reply = await refresh(op, client, refresh_token)
     return reply.status_code, reply.json().get("error")
 
 
@@ -76,9 +43,7 @@ async def test_discovery_lists_logout_endpoints(op):
 
 
 async def test_logout_with_hint_redirects_with_state(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    rp, token = await sign_in(op, browser, client)
+    _, rp, token = await sign_in_for_logout(op, browser)
 
     reply = await browser.get(
         logout_url(
@@ -96,9 +61,7 @@ async def test_logout_with_hint_redirects_with_state(op, browser):
 
 
 async def test_logout_by_post_form(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    rp, token = await sign_in(op, browser, client)
+    _, rp, token = await sign_in_for_logout(op, browser)
 
     reply = await browser.post_form(
         op.url + "/logout",
@@ -111,9 +74,7 @@ async def test_logout_by_post_form(op, browser):
 
 
 async def test_logout_rejects_unregistered_redirect_uri(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    rp, token = await sign_in(op, browser, client)
+    _, rp, token = await sign_in_for_logout(op, browser)
 
     reply = await browser.get(
         logout_url(
@@ -138,9 +99,7 @@ async def test_logout_rejects_redirect_uri_without_client(op, browser):
 
 
 async def test_logout_rejects_forged_hint(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    _, token = await sign_in(op, browser, client)
+    _, _, token = await sign_in_for_logout(op, browser)
     header, payload, signature = token["id_token"].split(".")
     forged = ".".join([header, payload, signature[:-4] + "AAAA"])
 
@@ -154,7 +113,7 @@ async def test_logout_rejects_hint_for_other_client(op, browser):
     client = await add_logout_client(op)
     await add_logout_client(op, "other-rp")
     await op.add_user()
-    _, token = await sign_in(op, browser, client)
+    _, token = await sign_in_rp(op, browser, client)
 
     reply = await browser.get(
         logout_url(op, id_token_hint=token["id_token"], client_id="other-rp")
@@ -167,7 +126,7 @@ async def test_logout_rejects_hint_for_other_client(op, browser):
 async def test_logout_accepts_expired_hint(op, browser, signing_jwks):
     client = await add_logout_client(op)
     user = await op.add_user()
-    rp, _ = await sign_in(op, browser, client)
+    rp, _ = await sign_in_rp(op, browser, client)
     keyjar = KeyJar()
     keyjar.import_jwks_as_json(signing_jwks.decode(), op.url)
     signer = JWT(keyjar, iss=op.url, lifetime=60, sign_alg="RS256")
@@ -185,9 +144,7 @@ async def test_logout_accepts_expired_hint(op, browser, signing_jwks):
 
 
 async def test_logout_without_hint_asks_to_confirm(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    rp, _ = await sign_in(op, browser, client)
+    client, rp, _ = await sign_in_for_logout(op, browser)
 
     reply = await browser.get(
         logout_url(op, client_id=client.client_id, post_logout_redirect_uri=LOGOUT_URI)
@@ -205,7 +162,7 @@ async def test_logout_with_other_users_hint_asks_to_confirm(op, browser):
     client = await add_logout_client(op)
     await op.add_user()
     await op.add_user("bob")
-    _, bob_token = await sign_in(op, browser, client, "bob")
+    _, bob_token = await sign_in_rp(op, browser, client, "bob")
     alice_browser = Browser.open(op.url)
     try:
         rp = op.rp(client)
@@ -224,9 +181,7 @@ async def test_logout_with_other_users_hint_asks_to_confirm(op, browser):
 
 
 async def test_confirmation_logs_out_and_redirects(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    rp, _ = await sign_in(op, browser, client)
+    client, rp, _ = await sign_in_for_logout(op, browser)
     page = await browser.get(
         logout_url(
             op,
@@ -245,9 +200,7 @@ async def test_confirmation_logs_out_and_redirects(op, browser):
 
 
 async def test_confirmation_rejects_wrong_csrf_token(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    rp, _ = await sign_in(op, browser, client)
+    _, rp, _ = await sign_in_for_logout(op, browser)
     page = await browser.get(logout_url(op))
     form = hidden_inputs(await page.text())
     form["csrf_token"] = "not-the-token"
@@ -259,9 +212,7 @@ async def test_confirmation_rejects_wrong_csrf_token(op, browser):
 
 
 async def test_confirmation_without_redirect_shows_page(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    rp, _ = await sign_in(op, browser, client)
+    _, rp, _ = await sign_in_for_logout(op, browser)
     page = await browser.get(logout_url(op))
     form = hidden_inputs(await page.text())
 
@@ -273,9 +224,7 @@ async def test_confirmation_without_redirect_shows_page(op, browser):
 
 
 async def test_logout_revokes_session_tokens(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    rp, token = await sign_in(op, browser, client)
+    client, rp, token = await sign_in_for_logout(op, browser)
 
     await browser.get(logout_url(op, id_token_hint=token["id_token"]))
 
@@ -288,12 +237,10 @@ async def test_logout_revokes_session_tokens(op, browser):
 
 
 async def test_logout_keeps_other_browser_session(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    _, token = await sign_in(op, browser, client)
+    client, _, token = await sign_in_for_logout(op, browser)
     other = Browser.open(op.url)
     try:
-        other_rp, other_token = await sign_in(op, other, client)
+        other_rp, other_token = await sign_in_rp(op, other, client)
 
         await browser.get(logout_url(op, id_token_hint=token["id_token"]))
 
@@ -310,8 +257,8 @@ async def test_id_token_sid_is_login_session_id(op, browser):
     client = await add_logout_client(op)
     second = await add_logout_client(op, "second-rp")
     await op.add_user()
-    rp, token = await sign_in(op, browser, client)
-    second_rp, second_token = await sign_in(op, browser, second)
+    rp, token = await sign_in_rp(op, browser, client)
+    second_rp, second_token = await sign_in_rp(op, browser, second)
 
     claims = await rp.validate_id_token(token["id_token"])
     second_claims = await second_rp.validate_id_token(second_token["id_token"])
@@ -413,25 +360,13 @@ def test_client_record_without_logout_fields_loads():
 
 
 async def test_logout_makes_introspection_inactive(op, browser):
-    client = await add_logout_client(op)
-    await op.add_user()
-    _, token = await sign_in(op, browser, client)
-    before = await _introspect(op, client, token["access_token"])
+    client, _, token = await sign_in_for_logout(op, browser)
+    before = (await introspect(op, client, token["access_token"])).json()
 
     await browser.get(logout_url(op, id_token_hint=token["id_token"]))
-    after_access = await _introspect(op, client, token["access_token"])
-    after_refresh = await _introspect(op, client, token["refresh_token"])
+    after_access = (await introspect(op, client, token["access_token"])).json()
+    after_refresh = (await introspect(op, client, token["refresh_token"])).json()
 
     assert before["active"] is True
     assert after_access == {"active": False}
     assert after_refresh == {"active": False}
-
-
-async def _introspect(op, client, value):
-    async with httpx.AsyncClient() as http:
-        reply = await http.post(
-            op.url + "/introspect",
-            data={"token": value},
-            headers={"Authorization": basic_auth(client.client_id, client.secret)},
-        )
-    return reply.json()

@@ -274,3 +274,27 @@ async def test_callback_failed_redemption_page(op, browser):
     assert chain[-1].startswith(op.url + "/manage/callback?")
     assert reply.status == 400
     assert "could not be completed" in await reply.text()
+
+
+async def test_profile_form_labels_claims_in_words(op, browser):
+    await op.add_user()
+    await sign_in(browser, op)
+
+    page = await browser.get(op.url + "/manage/profile")
+    text = await page.text()
+
+    assert '<label for="given_name">Given name</label>' in text
+    assert 'type="email"' in text
+    assert 'autocomplete="given-name"' in text
+
+
+async def test_profile_form_labels_in_german(op, browser):
+    await op.add_user()
+    await sign_in(browser, op)
+
+    async with browser.session.get(
+        op.url + "/manage/profile", headers={"Accept-Language": "de"}
+    ) as page:
+        text = await page.text()
+
+    assert '<label for="given_name">Vorname</label>' in text

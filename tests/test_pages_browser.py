@@ -221,7 +221,7 @@ async def sign_in(page: Page, rp: RelyingParty) -> str:
     """Log in through the form; return the RP callback URL with the code."""
     await open_login_form(page, rp)
     await fill_login_form(page, PASSWORD)
-    button = page.get_by_role("button", name="Sign in")
+    button = page.get_by_role("button", name="Sign in", exact=True)
     return await follow_to(page, REDIRECT_URI, button.click)
 
 
@@ -302,7 +302,7 @@ async def test_wrong_password_shows_error(op, rp, new_context):
     await open_login_form(page, rp)
 
     await fill_login_form(page, "wrong password")
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
 
     error = page.get_by_role("alert")
     await expect(error).to_be_visible(timeout=TIMEOUT_MS)
@@ -373,7 +373,7 @@ async def test_logout_without_javascript(op, rp, new_context):
 
 async def test_pages_cause_no_csp_violations(op, rp, new_context):
     page, violations = await open_page(await new_context())
-    button = page.get_by_role("button", name="Sign in")
+    button = page.get_by_role("button", name="Sign in", exact=True)
 
     await open_login_form(page, rp)
     await fill_login_form(page, "wrong password")
@@ -420,7 +420,7 @@ async def third_party(op: OP, client: Client) -> RelyingParty:
 async def open_consent_page(page: Page, rp: RelyingParty) -> None:
     await open_login_form(page, rp, " ".join(CONSENT_SCOPES))
     await fill_login_form(page, PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
     await expect(page).to_have_url(re.compile(r"/consent\b"), timeout=TIMEOUT_MS)
     await expect(page.get_by_role("heading", name="Allow access")).to_be_visible(
         timeout=TIMEOUT_MS

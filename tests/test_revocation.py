@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from flows import refresh, revoke
 from token_flow import add_client, bearer_get, get_json, post_form, sign_in
 
 
@@ -14,18 +15,6 @@ async def alice(op):
 @pytest.fixture
 async def rp(op):
     return await add_client(op, "rp")
-
-
-async def revoke(op, client, token: str, hint: str | None = None):
-    form = {"token": token}
-    if hint is not None:
-        form["token_type_hint"] = hint
-    return await post_form(op.url + "/revoke", form, client)
-
-
-async def refresh(op, client, refresh_token: str):
-    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    return await post_form(op.url + "/token", form, client)
 
 
 async def test_discovery_lists_revocation(op):

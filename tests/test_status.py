@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from flows import run_cli
 from redis import Redis
-from test_cli import run
 
 from porchlight_op.store import keys
 
@@ -17,7 +17,7 @@ def test_status_counts_keys_per_kind(redis_server, monkeypatch, capsys):
     plain.set(keys.secret("example"), b"x")
     plain.close()
 
-    code, out, _ = run(capsys, "status", "--json")
+    code, out, _ = run_cli(capsys, "status", "--json")
 
     report = json.loads(out)
     assert code == 0
@@ -30,7 +30,7 @@ def test_status_counts_keys_per_kind(redis_server, monkeypatch, capsys):
 def test_status_fails_cleanly_when_redis_is_down(monkeypatch, capsys):
     monkeypatch.setenv("PORCHLIGHT_REDIS_URL", "unix:///tmp/no-such-redis.sock")
 
-    code, _, err = run(capsys, "status")
+    code, _, err = run_cli(capsys, "status")
 
     assert code == 1
     assert "Traceback" not in err

@@ -13,6 +13,8 @@ from porchlight_op.accounts import proquint
 from porchlight_op.accounts.passwords import Argon2Settings, PasswordHasher
 from porchlight_op.models import User, normalize_username, validate_claims
 from porchlight_op.store.connection import RedisClient
+from porchlight_op.store.passkeys import PasskeyStore
+from porchlight_op.store.user_revocation import UserRevocation
 from porchlight_op.store.users import UsernameTaken, UserStore
 
 __all__ = [
@@ -67,8 +69,10 @@ class Accounts:
         on_change: OnChange | None = None,
     ) -> None:
         self._store = UserStore(redis)
+        self._passkeys = PasskeyStore(redis)
         self._hasher = PasswordHasher(settings)
         self._on_change = on_change
+        self._revocation = UserRevocation(redis)
 
     async def create_user(
         self,
@@ -76,12 +80,15 @@ class Accounts:
         password: str | None,
         claims: Mapping[str, Any] | None = None,
         groups: Sequence[str] = (),
+        sub: str | None = None,
     ) -> User:
-        """Create a user with a new proquint sub and return it.
+        """Create a user with the given or a new proquint sub and return it.
 
-        Raises ValueError for an invalid username, password or claim, and
+        Raises ValueError for an invalid username, password, claim or sub, and
         UsernameTaken when the normalized username exists already.
         """
+        if sub is not None and not proquint.is_valid(sub):
+            raise ValueError(f"invalid sub {sub!r}: expected a proquint user id")
         normalized = normalize_username(username)
         if proquint.is_valid(normalized):
             # find() treats such a string as a sub, so it cannot be a username.
@@ -96,7 +103,7 @@ class Accounts:
 
         now = int(time.time())
         user = User(
-            sub=proquint.new_id(),
+            sub=sub or proquint.new_id(),
             username=unicodedata.normalize("NFC", username.strip()),
             password_hash=password_hash,
             claims=checked_claims,
@@ -153,13 +160,28 @@ class Accounts:
         await self._changed(sub)
         return user
 
+    async def set_groups(self, sub: str, groups: Sequence[str]) -> User:
+        """Replace the user's groups. Raises UserNotFound."""
+        user = await self._store.set_groups(sub, tuple(groups))
+        if user is None:
+            raise UserNotFound(sub)
+        logger.info("groups changed: sub=%s groups=%s", sub, ",".join(groups) or "-")
+        await self._changed(sub)
+        return user
+
     async def set_disabled(self, sub: str, disabled: bool) -> User:
-        """Disable or re-enable the user. Raises UserNotFound."""
+        """Disable or re-enable the user. Raises UserNotFound.
+
+        Disabling also ends every login of the user and deletes every grant and
+        consent, so the user's tokens stop working at once.
+        """
         user = await self._store.set_disabled(sub, disabled)
         if user is None:
             raise UserNotFound(sub)
         logger.info("user %s: sub=%s", "disabled" if disabled else "enabled", sub)
         await self._changed(sub)
+        if disabled:
+            await self._revocation.revoke_everything(sub)
         return user
 
     async def get(self, sub: str) -> User | None:
@@ -179,10 +201,15 @@ class Accounts:
         return await self._store.list()
 
     async def remove(self, sub: str) -> bool:
-        """Delete the user, returning False when no user had this sub."""
+        """Delete the user with its passkeys, logins, grants and consents.
+
+        Returns False when no user had this sub.
+        """
         removed = await self._store.remove(sub)
+        await self._passkeys.remove_all(sub)
         if removed:
             await self._changed(sub)
+            await self._revocation.revoke_everything(sub)
         return removed
 
     async def _find_by_username(self, username: str) -> User | None:

@@ -120,3 +120,19 @@ class LoginThrottle:
     async def succeeded(self, username: str) -> None:
         """Reset the username's counter after a successful login."""
         await self._failures.reset(username_key(_counted_name(username)))
+
+    async def address_locked_for(self, address: str) -> int:
+        """Return the seconds the address stays locked, 0 if it is not locked.
+
+        For logins without a username, such as passkey logins.
+        """
+        count, ttl = await self._failures.count(address_key(address))
+        return ttl if count >= self._settings.login_max_failures_per_address else 0
+
+    async def address_failed(self, address: str) -> int:
+        """Count a failed login without a username; return the lock it started."""
+        limit = self._settings.login_max_failures_per_address
+        count, ttl = await self._failures.record(address_key(address), limit)
+        if count == limit:
+            security_event("login_locked", scope="address", remote=address)
+        return ttl if count >= limit else 0

@@ -34,6 +34,9 @@ FLOW_FIELD = MANAGE_FLOW_FIELD
 LOGIN_FIELD = "manage_login"
 HOME_PATH = "/manage/credentials"
 HTTP_TIMEOUT = 10.0  # seconds, for each call to the token and JWKS endpoints
+# Base URL of the token and JWKS endpoints that the area calls. Production leaves
+# it unset, so the issuer is used. Tests set it to a server with hostile tokens.
+ENDPOINT_BASE: web.AppKey[str] = web.AppKey("manage_endpoint_base")
 
 
 class ManageLoginError(Exception):
@@ -56,7 +59,8 @@ async def management_sub(request: web.Request) -> str | None:
         return None
     login = await current_login(request)
     if time.time() >= expires_at or login is None or login.sub != sub:
-        del session[LOGIN_FIELD]
+        # current_login may have cleared the whole session already.
+        session.pop(LOGIN_FIELD, None)
         return None
     return sub
 
@@ -103,14 +107,16 @@ async def finish(request: web.Request) -> str:
         logger.info("management callback rejected: state mismatch")
         raise ManageLoginError("The sign-in response does not match this browser.")
     if "error" in request.query:
-        logger.info("management login ended: error=%s", request.query["error"][:64])
+        # %r keeps a forged newline in the parameter from starting a log line.
+        logger.info("management login ended: error=%r", request.query["error"][:64])
         raise ManageLoginError("The sign-in to the management area was not completed.")
     code = request.query.get("code")
     if not code:
         raise ManageLoginError("The sign-in response has no authorization code.")
     client = request.app[MANAGEMENT_CLIENT]
     issuer = request.app[SETTINGS].issuer
-    claims = await _redeem(issuer, client, code, str(flow["verifier"]))
+    endpoint_base = request.app.get(ENDPOINT_BASE, issuer)
+    claims = await _redeem(endpoint_base, client, code, str(flow["verifier"]))
     _check_claims(claims, issuer, client.client_id, str(flow["nonce"]))
     session[LOGIN_FIELD] = {"sub": claims["sub"], "exp": int(claims["exp"])}
     next_path = flow.get("next")
@@ -118,7 +124,7 @@ async def finish(request: web.Request) -> str:
 
 
 async def _redeem(
-    issuer: str, client: ManagementClient, code: str, verifier: str
+    endpoint_base: str, client: ManagementClient, code: str, verifier: str
 ) -> dict[str, Any]:
     """Redeem the code at the token endpoint; return the verified ID token claims."""
     timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT)
@@ -135,11 +141,11 @@ async def _redeem(
     try:
         async with aiohttp.ClientSession(timeout=timeout) as http:
             async with http.post(
-                f"{issuer}/token", data=form, headers={"Authorization": auth}
+                f"{endpoint_base}/token", data=form, headers={"Authorization": auth}
             ) as reply:
                 tokens = await reply.json(content_type=None)
                 status = reply.status
-            async with http.get(f"{issuer}/jwks") as reply:
+            async with http.get(f"{endpoint_base}/jwks") as reply:
                 jwks = await reply.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, ValueError) as error:
         logger.warning("management token request failed: %s", type(error).__name__)
@@ -167,11 +173,13 @@ def _check_claims(
     claims: dict[str, Any], issuer: str, client_id: str, nonce: str
 ) -> None:
     audience = claims.get("aud")
+    # OIDC Core 3.1.3.7 rule 3: reject audiences the client does not trust, and
+    # this client trusts no audience but itself.
     audiences = audience if isinstance(audience, list) else [audience]
     expires_at = claims.get("exp")
     problems = [
         ("iss", claims.get("iss") != issuer),
-        ("aud", client_id not in audiences),
+        ("aud", audiences != [client_id]),
         ("nonce", claims.get("nonce") != nonce),
         ("exp", not isinstance(expires_at, int) or expires_at <= time.time()),
         ("sub", not isinstance(claims.get("sub"), str)),

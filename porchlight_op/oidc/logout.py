@@ -152,6 +152,9 @@ class Logout:
             "jti": job.jti,
             "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
         }
+        if not job.sid:
+            # Grants that outlived their login: the token names the user alone.
+            del payload["sid"]
         signer = JWT(
             self._keyjar,
             iss=self._issuer,

@@ -275,20 +275,34 @@ class Provider:
         if not isinstance(args, Message) or "code" not in args:
             logger.error("idpyoidc issued no code: %s", _error_code(args))
             raise AuthorizationError(request, errors.ServerError("no code issued"))
-        await self._record_grant(login, issued_session)
+        if not await self._record_grant(login, issued_session):
+            raise AuthorizationError(
+                request, errors.LoginRequired("the login session has ended")
+            )
 
         security_event("code_issued", client_id=client.client_id, sub=login.sub)
         return self.redirect(request, {"code": args["code"]})
 
-    async def _record_grant(self, login: Authentication, session_id: str) -> None:
-        """List the new grant under the login session, for logout to revoke."""
+    async def _record_grant(self, login: Authentication, session_id: str) -> bool:
+        """List the new grant under the login session, for logout to revoke.
+
+        Returns False, with the grant revoked, when the login ended while the
+        grant was issued (logout, the sessions page, a disabled user).
+        """
         if self._login_sessions is None or not login.sid:
-            return
+            return True
         manager = self.server.context.session_manager
         _, client_id, grant_id = manager.decrypt_session_id(session_id)
-        await self._login_sessions.add(
-            login.sub, login.sid, SessionGrant(client_id, grant_id)
+        grant = SessionGrant(client_id, grant_id)
+        if await self._login_sessions.add(login.sub, login.sid, grant):
+            return True
+        await self._login_sessions.revoke_all(login.sub, login.sid)
+        logger.info(
+            "grant revoked, login ended while it was issued: sub=%s client_id=%s",
+            login.sub,
+            client_id,
         )
+        return False
 
     async def reject(
         self, params: Mapping[str, str], error: errors.OAuthError

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +30,18 @@ class ClientStore:
         await self._redis.sadd(keys.clients_index(), client.client_id)
         await self.refresh_cors_origins()
         logger.debug("client stored: client_id=%s", client.client_id)
+
+    async def add(self, client: Client) -> bool:
+        """Insert the client unless its id is taken; return False when it was."""
+        created = await self._redis.set(
+            keys.client(client.client_id), client.to_json(), nx=True
+        )
+        if not created:
+            return False
+        await self._redis.sadd(keys.clients_index(), client.client_id)
+        await self.refresh_cors_origins()
+        logger.info("client added: client_id=%s", client.client_id)
+        return True
 
     async def get(self, client_id: str) -> Client | None:
         """Return the client, or None when it is not registered."""
@@ -112,3 +126,39 @@ def client_from_settings(spec: ClientSettings, created_at: int) -> Client:
     }
     values: dict[str, Any] = {name: getattr(spec, name) for name in shared}
     return Client(**values, created_at=created_at)
+
+
+def client_settings_of(client: Client) -> ClientSettings:
+    """Return the settings form of a stored client, validated like the config file.
+
+    Raises SettingsError when the record breaks a rule of ClientSettings.
+    """
+    shared = {field.name for field in dataclasses.fields(Client)} & {
+        field.name for field in dataclasses.fields(ClientSettings)
+    }
+    return ClientSettings(**{name: getattr(client, name) for name in shared})
+
+
+def new_client_secret() -> str:
+    """Return a generated client secret: 256 random bits, base64url."""
+    return secrets.token_urlsafe(32)
+
+
+class ClientConflict(Exception):
+    """Raised when a new client's id is taken; str() names what has it."""
+
+
+async def add_new_client(
+    store: ClientStore, configured_ids: Collection[str], record: Client
+) -> None:
+    """Store a client that is new, or raise ClientConflict.
+
+    An id listed in the settings file is rejected even when it is not stored
+    yet, because the next start would overwrite the record.
+    """
+    if record.client_id in configured_ids:
+        raise ClientConflict(
+            f"client {record.client_id!r} is already defined in the config file"
+        )
+    if not await store.add(record):
+        raise ClientConflict(f"client {record.client_id!r} already exists")

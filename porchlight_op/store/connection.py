@@ -107,8 +107,18 @@ async def redis_client(settings: Settings) -> AsyncIterator[RedisClient]:
     url = settings.redis_url
     if url is None:
         embedded = EmbeddedRedis(settings.data_dir)
+        fresh = not embedded.data_dir.exists()
         await asyncio.to_thread(embedded.start)
         url = embedded.url
+        if fresh:
+            # A command run from another directory than the server's would
+            # otherwise write to a database nobody reads, without a sign.
+            logger.warning(
+                "created a new, empty embedded Redis database in %s; if the server"
+                " runs from another directory, run this there or set"
+                " PORCHLIGHT_DATA_DIR",
+                embedded.data_dir,
+            )
         logger.warning(
             "embedded Redis at %s is for development only; "
             "set redis_url for production",

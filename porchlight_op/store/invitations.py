@@ -28,12 +28,17 @@ TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 # Characters of the digest that `invite list` shows and `invite revoke` accepts.
 ID_LENGTH = 12
 
+REGISTER_PATH = "/register/"  # the route that web/register.py serves
+
 PENDING = "pending"
 USED = "used"
 REVOKED = "revoked"
 
 _DURATION = re.compile(r"([1-9][0-9]{0,6})([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# NOTE: a limit chosen for these links, not one from a standard. It keeps the
+# expiry time within the years that datetime and the pages can show.
+MAX_LIFETIME_DAYS = 3650
 
 # Moves a pending invitation to ARGV[1] (used or revoked) and returns its fields
 # as they were before, or an empty list when the key is gone. One script, so two
@@ -78,7 +83,23 @@ def parse_duration(text: str) -> int:
             f"invalid duration {text!r}: expected a positive number followed by"
             " s, m, h or d, for example 30m, 12h or 7d"
         )
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_LIFETIME_DAYS * _UNIT_SECONDS["d"]:
+        raise InvalidDuration(
+            f"invalid duration {text!r}: at most {MAX_LIFETIME_DAYS} days allowed"
+        )
+    return seconds
+
+
+def register_url(issuer: str, token: str) -> str:
+    """Return the URL at which an invitation's token is redeemed."""
+    return issuer.rstrip("/") + REGISTER_PATH + token
+
+
+def validate_email(email: str) -> None:
+    """Raise ValueError unless the address has the form name@domain."""
+    if "@" not in email.strip("@"):
+        raise ValueError(f"invalid email address {email!r}: expected name@domain")
 
 
 def token_digest(token: str) -> str:
@@ -98,6 +119,9 @@ class Invitation:
     admin: bool = False
     # When set, the account must take this username (init-admin).
     username: str | None = None
+    # When set, the link sets a new password for this existing user instead of
+    # creating an account (a credential reset by an administrator).
+    sub: str | None = None
 
     @property
     def id(self) -> str:
@@ -121,6 +145,8 @@ class Invitation:
             fields["email"] = self.email
         if self.username is not None:
             fields["username"] = self.username
+        if self.sub is not None:
+            fields["sub"] = self.sub
         return fields
 
     @classmethod
@@ -134,6 +160,7 @@ class Invitation:
             email=fields.get("email"),
             admin=fields.get("admin") == "1",
             username=fields.get("username"),
+            sub=fields.get("sub"),
         )
 
 
@@ -156,6 +183,7 @@ class InvitationStore:
         email: str | None = None,
         admin: bool = False,
         username: str | None = None,
+        sub: str | None = None,
     ) -> tuple[str, Invitation]:
         """Store a new invitation valid for lifetime seconds; return its token."""
         if lifetime <= 0:
@@ -169,6 +197,7 @@ class InvitationStore:
             email=email,
             admin=admin,
             username=username,
+            sub=sub,
         )
         pairs = [part for item in invitation.to_fields().items() for part in item]
         await self._create(

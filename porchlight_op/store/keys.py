@@ -173,3 +173,41 @@ def invitation(digest: str) -> str:
 def invitations_index() -> str:
     """Key of the set of invitation digests; members whose key expired are stale."""
     return f"{PREFIX}:invites"
+
+
+def passkeys(sub: str) -> str:
+    """Key of a user's passkeys: a hash of credential id (base64url) to JSON record."""
+    return f"{PREFIX}:{_user_tag(sub)}:passkeys"
+
+
+def passkey_owner(credential_id: bytes) -> str:
+    """Key mapping a WebAuthn credential id to the sub that owns it (string).
+
+    The id is hashed, because it is chosen by the authenticator and may be up
+    to 1023 bytes long.
+    """
+    digest = hashlib.sha256(credential_id).hexdigest()
+    return f"{PREFIX}:passkey:{digest}"
+
+
+def webauthn_ceremony(ceremony_id: str) -> str:
+    """Key of a WebAuthn ceremony's challenge and binding (JSON, TTL of minutes)."""
+    return f"{PREFIX}:webauthn:{ceremony_id}"
+
+
+def webauthn_challenge_count(address: str) -> str:
+    """Key counting passkey challenges handed to one client address (integer, TTL).
+
+    It expires one rate window after its first challenge.
+    """
+    return f"{PREFIX}:webauthn-rate:{address}"
+
+
+def user_logins(sub: str) -> str:
+    """Key of the hash of a user's live browser logins, by login session id.
+
+    Each value is a JSON record of the login. The key expires
+    Settings.session_max_age after the user's newest login; older entries whose
+    limits passed are dropped when the hash is read.
+    """
+    return f"{PREFIX}:{_user_tag(sub)}:logins"

@@ -29,6 +29,15 @@ end
 return redis.call('SCARD', KEYS[1])
 """
 
+# Record a grant, then tell whether its login is still in the user's login
+# index. KEYS: the login session set, the user's login index (same hash tag).
+# ARGV: the member, the set's TTL in seconds, the sid. Returns 1 or 0.
+_ADD_IF_INDEXED = """
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return redis.call('HEXISTS', KEYS[2], ARGV[3])
+"""
+
 # Rounds of read-and-revoke before giving up on a set that keeps growing.
 MAX_REVOKE_ROUNDS = 5
 
@@ -48,15 +57,22 @@ class LoginSessionGrants:
         self._redis = client
         self._ttl = ttl
         self._revoke = client.register_script(_REVOKE)
+        self._add_if_indexed = client.register_script(_ADD_IF_INDEXED)
 
-    async def add(self, sub: str, sid: str, grant: SessionGrant) -> None:
-        """Record a grant under the login session; the set expires with it."""
-        key = keys.login_session_grants(sub, sid)
+    async def add(self, sub: str, sid: str, grant: SessionGrant) -> bool:
+        """Record a grant under the login session; the set expires with it.
+
+        Returns False when the login has left the user's login index, because
+        it ended while the grant was being issued. Ending a login removes the
+        index entry first and revokes the set after, so a grant recorded while
+        the entry still exists is revoked with the others.
+        """
         member = json.dumps([grant.client_id, grant.grant_id])
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.sadd(key, member)
-            pipe.expire(key, self._ttl)
-            await pipe.execute()
+        indexed = await self._add_if_indexed(
+            keys=[keys.login_session_grants(sub, sid), keys.user_logins(sub)],
+            args=[member, self._ttl, sid],
+        )
+        return int(indexed) == 1
 
     async def revoke_all(self, sub: str, sid: str) -> list[SessionGrant]:
         """Delete every grant of the login session; return the ones found."""

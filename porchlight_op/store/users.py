@@ -172,6 +172,10 @@ class UserStore:
         """Enable or disable the user, or return None when the user is missing."""
         return await self._update(sub, {"disabled": disabled})
 
+    async def set_groups(self, sub: str, groups: tuple[str, ...]) -> User | None:
+        """Replace the user's groups, or return None when the user is missing."""
+        return await self._update(sub, {"groups": groups})
+
     async def _update(self, sub: str, changes: dict[str, Any]) -> User | None:
         """Apply changes with a compare-and-set on the record; drop the claims cache.
 

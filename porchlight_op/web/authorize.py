@@ -19,7 +19,14 @@ from . import consent
 from . import params as parsing
 from .i18n import UI_LOCALES
 from .keys import ACCOUNTS, PENDING, PROVIDER, REQUEST_ID, SETTINGS, THROTTLE
-from .login_session import Login, check_csrf, csrf_token, current_login, start_login
+from .login_session import (
+    Login,
+    check_csrf,
+    csrf_token,
+    current_login,
+    end_login,
+    start_login,
+)
 from .middlewares import NO_STORE
 
 logger = logging.getLogger(WEB)
@@ -173,9 +180,24 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return await _login_again(request, request_id, username, error)
 
     await throttle.succeeded(username)
-    login = await start_login(request, user.sub, ("pwd",))
+    return await complete_login(request, request_id, user.sub, ("pwd",))
+
+
+async def complete_login(
+    request: web.Request, request_id: str, sub: str, amr: tuple[str, ...]
+) -> web.StreamResponse:
+    """Start the session of an authenticated user and resume the pending request."""
+    login = await start_login(request, sub, amr)
+    # Disabling writes the flag, then ends the user's indexed logins. Reading
+    # the flag after this login is indexed means a disable that raced the
+    # credential check either shows here or finds this login to end.
+    user = await request.app[ACCOUNTS].get(sub)
+    if user is None or user.disabled:
+        await end_login(request)
+        logger.info("login ended: account disabled or removed meanwhile, sub=%s", sub)
+        return await login_again(request, request_id, "")
     security_event(
-        "login", request_id=request[REQUEST_ID], sub=user.sub, remote=request.remote
+        "login", request_id=request[REQUEST_ID], sub=sub, remote=request.remote
     )
     if not request_id:
         return aiohttp_jinja2.render_template("signed_in.html", request, {})
@@ -196,6 +218,17 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 async def _login_again(
     request: web.Request, request_id: str, username: str, error: str = LOGIN_FAILED
 ) -> web.Response:
+    return await login_again(request, request_id, username, error)
+
+
+async def login_again(
+    request: web.Request,
+    request_id: str,
+    username: str,
+    error: str = LOGIN_FAILED,
+    status: int = 200,
+) -> web.Response:
+    """Show the login form again with an error message."""
     pending = await request.app[PENDING].get(request_id) if request_id else None
     if pending is not None:
         _set_ui_locales(request, pending)
@@ -205,7 +238,9 @@ async def _login_again(
         "username": username,
         "error": error,
     }
-    response = aiohttp_jinja2.render_template("login.html", request, context)
+    response = aiohttp_jinja2.render_template(
+        "login.html", request, context, status=status
+    )
     response.headers.update(NO_STORE)
     return response
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from ..accounts.passkeys import PasskeyCeremonies
     from ..accounts.service import Accounts
     from ..accounts.throttle import LoginThrottle
     from ..oidc.logout import Logout
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from ..settings import Settings
     from ..store.connection import RedisClient
     from ..store.consent import ConsentStore
+    from ..store.passkeys import PasskeyStore
     from ..store.pending import PendingRequests
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -24,5 +26,12 @@ PENDING: web.AppKey[PendingRequests] = web.AppKey("pending")
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("throttle")
 LOGOUT: web.AppKey[Logout] = web.AppKey("logout")
 CONSENTS: web.AppKey[ConsentStore] = web.AppKey("consents")
+PASSKEYS: web.AppKey[PasskeyStore] = web.AppKey("passkeys")
+WEBAUTHN: web.AppKey[PasskeyCeremonies] = web.AppKey("webauthn")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+
+if TYPE_CHECKING:
+    from ..oidc.user_sessions import UserSessions
+
+USER_SESSIONS: web.AppKey[UserSessions] = web.AppKey("user_sessions")

@@ -23,6 +23,7 @@ from ..store.clients import ClientStore
 from ..store.login_sessions import LoginSessionGrants
 from ..store.logout_jobs import LogoutJobs
 from . import params as parsing
+from .i18n import UI_LOCALES
 from .keys import LOGOUT, PROVIDER, REDIS, SETTINGS
 from .login_session import Login, check_csrf, csrf_token, current_login, end_login
 from .middlewares import NO_STORE
@@ -32,19 +33,23 @@ logger = logging.getLogger(WEB)
 # Seconds shutdown waits for the sender loop to notice it should stop.
 SENDER_STOP_TIMEOUT = 5.0
 
-# The parameters a confirmation form carries over; ui_locales is accepted and
-# ignored, because the pages exist in English only.
+# The parameters a confirmation form carries over. ui_locales picks the language
+# of the logout pages, as it does for the login pages.
 LOGOUT_PARAMETERS = (
     "id_token_hint",
     "client_id",
     "post_logout_redirect_uri",
     "state",
+    "ui_locales",
 )
+# The confirmation form's submit button that keeps the user signed in.
+CANCEL_DECISION = "cancel"
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
     """GET or POST /logout: log out now, or ask the user to confirm."""
     params = await _read_params(request)
+    _set_locale(request, params)
     logout_request = await request.app[LOGOUT].check_request(params)
     login = await current_login(request)
     if login is None:
@@ -59,8 +64,11 @@ async def logout(request: web.Request) -> web.StreamResponse:
 async def confirm(request: web.Request) -> web.StreamResponse:
     """POST /logout/confirm: the confirmation form, checked against CSRF."""
     form = await _read_params(request)
+    _set_locale(request, form)
     if not await check_csrf(request, form.get("csrf_token")):
         raise web.HTTPForbidden(reason="The form expired; reload the page.")
+    if form.get("decision") == CANCEL_DECISION and await current_login(request):
+        return _cancelled(request)
 
     carried = {name: form[name] for name in LOGOUT_PARAMETERS if name in form}
     logout_request = await request.app[LOGOUT].check_request(carried)
@@ -68,6 +76,27 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     if login is not None:
         await _end(request, login)
     return _finish(request, logout_request)
+
+
+def _cancelled(request: web.Request) -> web.Response:
+    """Render the page that confirms the login is kept; no redirect to the client.
+
+    RP-Initiated Logout 1.0 section 2 defines only what follows a "yes". The
+    post_logout_redirect_uri is where the client expects the browser after a
+    logout, and the client may take that visit with its state as proof of one.
+    So a cancel stays on our own page, and the user returns to the client. A
+    cancel after the login has already ended is answered like a logout.
+    """
+    logger.info("logout cancelled by the user")
+    response = aiohttp_jinja2.render_template("logout_cancelled.html", request, {})
+    response.headers.update(NO_STORE)
+    return response
+
+
+def _set_locale(request: web.Request, params: Mapping[str, str]) -> None:
+    ui_locales = params.get("ui_locales")
+    if ui_locales:
+        request[UI_LOCALES] = ui_locales
 
 
 async def _read_params(request: web.Request) -> dict[str, str]:

@@ -19,9 +19,11 @@ logger = logging.getLogger(WEB)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Pages load only our own stylesheet; nothing may frame them (clickjacking).
+# Pages load only our own stylesheet and script (the passkey ceremonies, which
+# fetch their options from the same origin); nothing may frame them.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; "
+    "script-src 'self'; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 SECURITY_HEADERS = {
@@ -91,12 +93,14 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         logger.warning(
             "storage unavailable for %s %s: %s",
             request.method,
-            request.path,
+            _path_for_log(request),
             type(exc).__name__,
         )
         return unavailable(request)
     except Exception:
-        logger.exception("unhandled error on %s %s", request.method, request.path)
+        logger.exception(
+            "unhandled error on %s %s", request.method, _path_for_log(request)
+        )
         if _is_api(request):
             return oauth_error(errors.ServerError("internal error"))
         return page(request, 500, "Server error", "Something went wrong on our side.")
@@ -131,6 +135,16 @@ def page(request: web.Request, status: int, title: str, message: str) -> web.Res
     )
     response.headers.update(NO_STORE)
     return response
+
+
+def _path_for_log(request: web.Request) -> str:
+    """Return the matched route's pattern, else the path.
+
+    The pattern keeps path parameters out of logs, among them the token of an
+    invitation link (/register/{token}), which works like a password.
+    """
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else request.path
 
 
 def _is_api(request: web.Request) -> bool:

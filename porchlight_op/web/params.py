@@ -12,6 +12,8 @@ import re
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 
 MAX_FORM_BYTES = 64 * 1024
 BODY_TIMEOUT = 10.0  # seconds to receive a whole form body
@@ -106,3 +108,17 @@ async def _read_body(request: web.Request) -> bytes:
     except TimeoutError:
         raise MalformedParameters("the body did not arrive in time", {}) from None
     return b"".join(chunks)
+
+
+async def posted_form(
+    request: web.Request,
+) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """Return request.post(), raising MalformedParameters for a body it cannot decode.
+
+    aiohttp raises UnicodeDecodeError for bytes that are not valid in the
+    body's charset, and LookupError for an unknown charset.
+    """
+    try:
+        return await request.post()
+    except (ValueError, LookupError):
+        raise MalformedParameters("the form body cannot be decoded", {}) from None

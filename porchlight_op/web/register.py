@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from ..accounts.service import UsernameTaken, validate_password
+from ..accounts.service import UsernameTaken, UserNotFound, validate_password
 from ..log import WEB, security_event
 from ..models import normalize_username
 from ..store.invitations import PENDING as INVITATION_PENDING
@@ -29,6 +29,8 @@ async def register_page(request: web.Request) -> web.Response:
     invitation = await _store(request).find(request.match_info["token"])
     if invitation is None or invitation.state != INVITATION_PENDING:
         return _unusable(request, invitation)
+    if invitation.sub is not None:
+        return await _reset_page(request, invitation)
     return await _form(request, invitation, username="", error=None)
 
 
@@ -43,6 +45,8 @@ async def register_submit(request: web.Request) -> web.Response:
     invitation = await store.find(token)
     if invitation is None or invitation.state != INVITATION_PENDING:
         return _unusable(request, invitation)
+    if invitation.sub is not None:
+        return await _reset_submit(request, invitation, form)
     username = invitation.username or form.get("username", "")
     problem = await _check_form(request, username, form)
     if problem is not None:
@@ -116,11 +120,13 @@ async def _form(
     error: str | None,
     status: int = 200,
 ) -> web.Response:
+    reset = invitation.sub is not None
     context = {
         "csrf_token": await csrf_token(request),
         "action": request.path,
         "username": invitation.username or username,
-        "username_locked": invitation.username is not None,
+        "username_locked": invitation.username is not None or reset,
+        "reset": reset,
         "email": invitation.email,
         "admin": invitation.admin,
         "error": error,
@@ -158,3 +164,78 @@ def _unusable(request: web.Request, invitation: Invitation | None) -> web.Respon
 
 def _store(request: web.Request) -> InvitationStore:
     return InvitationStore(request.app[REDIS])
+
+
+# -- links bound to an existing user: set a new password for that user --
+
+
+async def _reset_page(request: web.Request, invitation: Invitation) -> web.Response:
+    """Render the password form of a credential reset link, showing the username."""
+    user = await request.app[ACCOUNTS].get(invitation.sub or "")
+    if user is None:
+        return _user_gone(request, invitation)
+    return await _form(request, invitation, user.username, error=None)
+
+
+async def _reset_submit(
+    request: web.Request, invitation: Invitation, form: dict[str, str]
+) -> web.Response:
+    """Set the bound user's password, then mark the link used."""
+    accounts = request.app[ACCOUNTS]
+    user = await accounts.get(invitation.sub or "")
+    if user is None:
+        return _user_gone(request, invitation)
+    password = form.get("password", "")
+    problem = _check_password(password, form.get("password_confirm"))
+    if problem is not None:
+        return await _form(request, invitation, user.username, problem, status=400)
+
+    store = _store(request)
+    claimed = await store.claim(request.match_info["token"])
+    if claimed is None or claimed.state != INVITATION_PENDING:
+        return _unusable(request, claimed)
+    try:
+        user = await accounts.set_password(user.sub, password)
+    except UserNotFound:
+        return _user_gone(request, invitation)
+    except BaseException:
+        await store.release(claimed)
+        raise
+
+    security_event(
+        "credentials_reset_redeemed",
+        request_id=request[REQUEST_ID],
+        sub=user.sub,
+        invitation=claimed.id,
+    )
+    response = aiohttp_jinja2.render_template(
+        "registered.html", request, {"username": user.username, "reset": True}
+    )
+    response.headers.update(NO_STORE)
+    return response
+
+
+def _check_password(password: str, confirmation: str | None) -> str | None:
+    try:
+        validate_password(password)
+    except ValueError as err:
+        return str(err)
+    if password != confirmation:
+        return PASSWORD_MISMATCH
+    return None
+
+
+def _user_gone(request: web.Request, invitation: Invitation) -> web.Response:
+    logger.info("reset link rejected: user removed, invitation=%s", invitation.id)
+    return page(
+        request,
+        410,
+        "Invitation no longer valid",
+        "The account this link was made for no longer exists.",
+    )
+
+
+# Used by the passkey enrolment in web/passkeys.py.
+render_form = _form
+unusable = _unusable
+invitation_claims = _claims

@@ -6,8 +6,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..manage.admin import setup_admin_routes
 from ..manage.pages import setup_manage_routes
+from ..manage.passkeys import setup_manage_passkey_routes
 from . import api, authorize, consent, logout, pages, register, token_management
+from .passkeys import setup_passkey_routes
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
@@ -34,4 +37,7 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     app.router.add_get("/health/live", api.live)
     app.router.add_get("/health/ready", api.ready)
     setup_manage_routes(app.router)
+    setup_passkey_routes(app.router)
+    setup_manage_passkey_routes(app.router)
+    setup_admin_routes(app.router)
     app.router.add_static("/static/", static_dir)

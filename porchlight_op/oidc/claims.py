@@ -46,7 +46,12 @@ class ClaimsCache:
 
     async def get(self, sub: str) -> dict[str, Any] | None:
         """Return the user's claims (including `sub`), or None for no such user."""
-        cached = await self._redis.get(keys.claims(sub))
+        return await self.get_read(sub, await self._redis.get(keys.claims(sub)))
+
+    async def get_read(
+        self, sub: str, cached: bytes | str | None
+    ) -> dict[str, Any] | None:
+        """Return the user's claims from the claims key's value, read by the caller."""
         if cached is not None:
             claims: dict[str, Any] = json.loads(cached)
             return claims

@@ -194,4 +194,5 @@ def cdb_entry(client: Client, redirect_uri: str | None = None) -> dict[str, Any]
         "client_name": client.name or client.client_id,
         "id_token_signed_response_alg": "RS256",
         "require_auth_time": client.require_auth_time,
+        "access_token_format": client.access_token_format,
     }

@@ -33,6 +33,7 @@ from ..store.sessions import (
     client_node_key,
     client_subordinates_key,
     grant_key,
+    parent_keys,
     user_node_key,
     user_subordinates_key,
 )
@@ -231,6 +232,9 @@ def diff(loaded: Loaded, view: SessionView, now: int) -> Changes:
             _diff_grant(changes, loaded, name, parts, node, now)
         else:
             _diff_parent(changes, loaded, name, parts, node)
+    if changes.writes and changes.parent_ttl:
+        # Unchanged parents are not rewritten but must outlive the grant.
+        changes.touched = parent_keys(loaded.uid, loaded.client_id)
     return changes
 
 

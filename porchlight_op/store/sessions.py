@@ -25,10 +25,11 @@ from urllib.parse import quote
 from . import keys
 from .connection import RedisClient
 
-# KEYS: the versioned hashes first, then the sets.
+# KEYS: the versioned hashes first, then the sets and touched parents.
 # ARGV: n_hashes, parent_ttl, then per hash (expected version, data, ttl),
-# then per set (op, member). Empty data deletes the hash; a ttl of 0 means
-# "a parent: keep it at least parent_ttl seconds".
+# then per further key (op, member). Empty data deletes the hash; a ttl of 0
+# means "a parent: keep it at least parent_ttl seconds". The ops are '+'
+# (add the member), '-' (remove it) and '~' (only keep the key that long).
 _COMMIT = """
 local n = tonumber(ARGV[1])
 local parent_ttl = tonumber(ARGV[2])
@@ -64,8 +65,10 @@ for j = n + 1, #KEYS do
   if op == '+' then
     redis.call('SADD', KEYS[j], member)
     extend(KEYS[j])
-  else
+  elseif op == '-' then
     redis.call('SREM', KEYS[j], member)
+  else
+    extend(KEYS[j])
   end
 end
 return {1}
@@ -143,6 +146,8 @@ class Changes:
     added: list[tuple[str, str]] = field(default_factory=list)  # (set key, member)
     removed: list[tuple[str, str]] = field(default_factory=list)
     parent_ttl: int = 0
+    # Parent keys that are not rewritten but must live parent_ttl seconds.
+    touched: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.writes or self.added or self.removed)
@@ -184,12 +189,51 @@ class SessionStore:
         pair = await self._redis.hmget(grant_key(uid, client_id, grant_id), "v", "d")
         return _node(pair)
 
+    async def fetch_grant_with(
+        self, uid: str, client_id: str, grant_id: str, others: Sequence[str]
+    ) -> tuple[StoredNode, list[bytes | None]]:
+        """Read one grant and the string keys `others` in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(grant_key(uid, client_id, grant_id), "v", "d")
+            for key in others:
+                pipe.get(key)
+            results = await pipe.execute()
+        return _node(results[0]), [
+            None if value is None else _bytes(value) for value in results[1:]
+        ]
+
+    async def commit_grant(
+        self,
+        uid: str,
+        client_id: str,
+        grant_id: str,
+        expected_version: int,
+        data: bytes | None,
+        ttl: int,
+    ) -> bool:
+        """Write one grant, or delete it when data is None.
+
+        Returns False when the grant's version moved. The user and client
+        nodes are not rewritten, only kept alive as long as the grant.
+        """
+        key = grant_key(uid, client_id, grant_id)
+        changes = Changes(writes=[Write(key, expected_version, data, ttl)])
+        if data is None:
+            member = grant_member(uid, client_id, grant_id)
+            changes.removed.append((client_subordinates_key(uid, client_id), member))
+        else:
+            changes.parent_ttl = ttl
+            changes.touched = parent_keys(uid, client_id)
+        return await self.commit(changes) is None
+
     async def commit(self, changes: Changes) -> str | None:
         """Apply the changes; return None, or the key whose version moved."""
         hash_keys = [write.key for write in changes.writes]
-        set_keys = [key for key, _ in changes.added] + [
-            key for key, _ in changes.removed
-        ]
+        set_keys = (
+            [key for key, _ in changes.added]
+            + [key for key, _ in changes.removed]
+            + changes.touched
+        )
         args: list[str | bytes | int] = [len(hash_keys), changes.parent_ttl]
         for write in changes.writes:
             args += [write.expected_version, write.data or b"", write.ttl]
@@ -197,6 +241,8 @@ class SessionStore:
             args += ["+", member]
         for _, member in changes.removed:
             args += ["-", member]
+        for _ in changes.touched:
+            args += ["~", ""]
 
         result = await self._commit(keys=hash_keys + set_keys, args=args)
         if int(result[0]) == 1:
@@ -212,6 +258,16 @@ class SessionStore:
             client_subordinates_key(uid, client_id),
         ]
         await self._delete_grant(keys=grant_keys, args=[member])
+
+
+def parent_keys(uid: str, client_id: str) -> list[str]:
+    """Return the keys of a grant's parents: user and client nodes and their sets."""
+    return [
+        user_node_key(uid),
+        user_subordinates_key(uid),
+        client_node_key(uid, client_id),
+        client_subordinates_key(uid, client_id),
+    ]
 
 
 def grant_member(uid: str, client_id: str, grant_id: str) -> str:

@@ -483,3 +483,58 @@ async def test_passkey_challenges_per_address_are_limited(op, browser):
     assert statuses[:-1] == [200] * CHALLENGE_RATE_LIMIT
     assert statuses[-1] == 429
     assert 0 < await op.redis.ttl(keys.webauthn_challenge_count("127.0.0.1")) <= 60
+
+
+async def complete_after(op, aiohttp_server, change, amr) -> tuple[str, list]:
+    """Run complete_login for mallory after `change`; return the page and logins."""
+    user = await op.add_user("mallory")
+    app = create_app(op.settings, op.redis)
+
+    async def checked_then_changed(request: web.Request) -> web.StreamResponse:
+        await change(user)
+        return await complete_login(request, "", user.sub, amr)
+
+    app.router.add_post("/test/checked-then-changed", checked_then_changed)
+    server = await aiohttp_server(app, port=free_port())
+    browser = Browser.open(str(server.make_url("")))
+    try:
+        reply = await browser.post_form(
+            str(server.make_url("/test/checked-then-changed")), {}
+        )
+        text = await reply.text()
+    finally:
+        await browser.close()
+    logins = await UserLogins(
+        op.redis, op.settings.session_max_age, op.settings.session_idle_timeout
+    ).entries(user.sub)
+    return text, logins
+
+
+async def test_password_login_completed_after_a_reset_is_ended(op, aiohttp_server):
+    async def reset(user):
+        await Accounts(op.redis, op.settings).set_password(user.sub, None)
+
+    text, logins = await complete_after(op, aiohttp_server, reset, ("pwd",))
+
+    assert "The username or password is incorrect." in text
+    assert logins == []
+
+
+async def test_passkey_login_without_passkeys_left_is_ended(op, aiohttp_server):
+    async def nothing(user):
+        return None
+
+    text, logins = await complete_after(op, aiohttp_server, nothing, ("hwk", "user"))
+
+    assert "The username or password is incorrect." in text
+    assert logins == []
+
+
+async def test_password_login_with_password_kept_completes(op, aiohttp_server):
+    async def nothing(user):
+        return None
+
+    text, logins = await complete_after(op, aiohttp_server, nothing, ("pwd",))
+
+    assert "The username or password is incorrect." not in text
+    assert len(logins) == 1

@@ -18,7 +18,15 @@ from ..oidc.provider import AuthorizationError, AuthorizationRequest
 from . import consent
 from . import params as parsing
 from .i18n import UI_LOCALES
-from .keys import ACCOUNTS, PENDING, PROVIDER, REQUEST_ID, SETTINGS, THROTTLE
+from .keys import (
+    ACCOUNTS,
+    PASSKEYS,
+    PENDING,
+    PROVIDER,
+    REQUEST_ID,
+    SETTINGS,
+    THROTTLE,
+)
 from .login_session import (
     Login,
     check_csrf,
@@ -188,13 +196,13 @@ async def complete_login(
 ) -> web.StreamResponse:
     """Start the session of an authenticated user and resume the pending request."""
     login = await start_login(request, sub, amr)
-    # Disabling writes the flag, then ends the user's indexed logins. Reading
-    # the flag after this login is indexed means a disable that raced the
-    # credential check either shows here or finds this login to end.
-    user = await request.app[ACCOUNTS].get(sub)
-    if user is None or user.disabled:
+    # Disabling and credential resets change the user first, then end the
+    # user's indexed logins. Reading the user after this login is indexed
+    # means a change that raced the credential check either shows here or
+    # finds this login to end.
+    if not await _still_usable(request, sub, amr):
         await end_login(request)
-        logger.info("login ended: account disabled or removed meanwhile, sub=%s", sub)
+        logger.info("login ended: account or credential changed meanwhile, sub=%s", sub)
         return await login_again(request, request_id, "")
     security_event(
         "login", request_id=request[REQUEST_ID], sub=sub, remote=request.remote
@@ -213,6 +221,18 @@ async def complete_login(
         return await _after_login(request, auth_request, login)
     except AuthorizationError as failure:
         raise web.HTTPFound(provider.error_redirect(failure)) from None
+
+
+async def _still_usable(request: web.Request, sub: str, amr: tuple[str, ...]) -> bool:
+    """Tell whether the account exists, is enabled and still has the method used."""
+    user = await request.app[ACCOUNTS].get(sub)
+    if user is None or user.disabled:
+        return False
+    if "pwd" in amr and user.password_hash is None:
+        return False
+    if "hwk" in amr and not await request.app[PASSKEYS].list(sub):
+        return False
+    return True
 
 
 async def _login_again(

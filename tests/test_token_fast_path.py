@@ -25,6 +25,7 @@ from idpyoidc.server.session.grant import Grant
 from servers import ServerProcess
 from support import REDIRECT_URI, Browser, basic_auth, pkce_pair, query_of
 
+from porchlight_op.oidc import signing
 from porchlight_op.oidc.signing import JwsSigner
 from porchlight_op.web.keys import PROVIDER
 
@@ -599,3 +600,47 @@ async def test_expired_access_token_not_resolved(login):
 
     assert not _resolves(login, expired)
     assert _resolves(login, live)
+
+
+# -- verified access tokens remembered per worker --
+
+
+async def test_remembered_access_token_still_checks_the_grant(login):
+    tokens = (await redeem(login)).json()
+    first = await status_of_userinfo(login.op.url, tokens["access_token"])
+
+    async with httpx.AsyncClient() as http:
+        await http.post(
+            login.op.url + "/revoke",
+            data={"token": tokens["refresh_token"]},
+            headers={"Authorization": basic_auth("rp", SECRET)},
+        )
+    second = await status_of_userinfo(login.op.url, tokens["access_token"])
+
+    assert first == 200
+    assert second == 401
+
+
+async def test_remembered_payload_is_a_copy(login):
+    provider = login.op.app[PROVIDER]
+    token = (await redeem(login)).json()["access_token"]
+    verifier = provider._access_verifier
+
+    verifier.payload(token)["sid"] = "changed"
+
+    assert verifier.payload(token)["sid"] != "changed"
+
+
+async def test_remembered_tokens_are_bounded(login, monkeypatch):
+    provider = login.op.app[PROVIDER]
+    token = (await redeem(login)).json()["access_token"]
+    claims = jwt_parts(token)[1]
+    signer = JwsSigner(provider.server.keyjar, login.op.url, "ES256")
+    verifier = provider._access_verifier
+    monkeypatch.setattr(signing, "VERIFIED_CACHE_SIZE", 3)
+
+    for index in range(5):
+        claims["jti"] = f"token-{index}"
+        assert verifier.payload(signer.sign(claims, typ="at+jwt")) is not None
+
+    assert len(verifier._verified) == 3

@@ -79,6 +79,10 @@ class JwsSigner:
         )
 
 
+# Verified tokens remembered per worker: about 1 KB each.
+VERIFIED_CACHE_SIZE = 4096
+
+
 class CannotVerify(Exception):
     """The token names an algorithm or key that the verifier does not hold."""
 
@@ -97,6 +101,11 @@ class JwsVerifier:
         self._signer = SIGNER_ALGS[alg]
         self._owner_seen: Any = None
         self._keys: dict[str, AsymmetricKey] = {}
+        # Payloads of tokens whose signature checked out, by the whole token.
+        # A relying party sends the same access token until it expires, and
+        # the signature of a given string cannot change; callers still check
+        # expiry and the grant in Redis on every use.
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def payload(self, token: str) -> dict[str, Any] | None:
         """Return the verified payload, or None for a malformed or forged token.
@@ -104,6 +113,20 @@ class JwsVerifier:
         Raises CannotVerify when the header names another algorithm or a key
         this verifier does not hold, so the caller can ask cryptojwt instead.
         """
+        if self._owner(self._issuer) is self._owner_seen:
+            known = self._verified.get(token)
+            if known is not None:
+                return dict(known)
+        payload = self._check(token)
+        if payload is not None:
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                # Drop the oldest entry; dicts keep insertion order.
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = payload
+            return dict(payload)
+        return None
+
+    def _check(self, token: str) -> dict[str, Any] | None:
         parts = token.split(".")
         if len(parts) != 3:
             return None
@@ -128,6 +151,7 @@ class JwsVerifier:
         owner = self._owner(self._issuer)
         if owner is not self._owner_seen:
             self._keys = {}
+            self._verified = {}
             self._owner_seen = owner
         key = self._keys.get(kid)
         if key is None:

@@ -11,78 +11,35 @@ REQUIRE_BROWSER_TESTS=required (set in CI), which turns the skip into a failure.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
-from aiohttp import web
-from conftest import OP, TEST_ARGON2
-from support import REDIRECT_URI, RelyingParty, free_port, query_of
+from chromium_support import (
+    Browser,
+    BrowserContext,
+    CDPSession,
+    NewContext,
+    Page,
+    context_factory,
+    expect,
+    follow_to,
+    launch_chromium,
+    localhost_op,
+)
+from conftest import OP
+from support import REDIRECT_URI, RelyingParty, query_of
 
 from porchlight_op.accounts.service import Accounts
-from porchlight_op.app import create_app
-from porchlight_op.settings import load_settings
 from porchlight_op.store import keys
 from porchlight_op.store.invitations import InvitationStore
 from porchlight_op.store.passkeys import PasskeyStore
 
-REQUIRED = os.environ.get("REQUIRE_BROWSER_TESTS") == "required"
-CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/lib/chromium-browser/chromium")
-
-
-def _skip_or_fail(reason: str) -> None:
-    if REQUIRED:
-        pytest.fail(f"{reason} (REQUIRE_BROWSER_TESTS=required)", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-def _find_chromium() -> str | None:
-    for path in CHROMIUM_PATHS:
-        if os.access(path, os.X_OK):
-            return path
-    return shutil.which("chromium")
-
-
-try:
-    from playwright.async_api import (
-        Browser,
-        BrowserContext,
-        CDPSession,
-        Frame,
-        Page,
-        Request,
-        async_playwright,
-        expect,
-    )
-    from playwright.async_api import Error as PlaywrightError
-except ImportError:
-    _skip_or_fail("playwright is not installed: pip install -e '.[test]'")
-
-CHROMIUM = _find_chromium()
-if CHROMIUM is None:
-    _skip_or_fail("Chromium is not installed: apt-get install chromium")
-
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
-# The resolver rule makes every host name but localhost fail without a DNS
-# lookup, so Chromium's own background requests go nowhere.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-]
-TIMEOUT_MS = 10_000  # for every Playwright wait; generous for a loaded machine
 SCOPE = "openid profile email"
-ERROR_PAGE = "chrome-error://"
 # Makes the login page skip conditional UI, so a test can press the button.
 NO_CONDITIONAL_UI = (
     "PublicKeyCredential.isConditionalMediationAvailable ="
@@ -97,9 +54,6 @@ AUTHENTICATOR = {
     "automaticPresenceSimulation": True,
 }
 
-NewContext = Callable[..., Awaitable[BrowserContext]]
-Action = Callable[[], Awaitable[object]]
-
 
 # -- fixtures: one Chromium per module, a new context per test --
 
@@ -107,51 +61,22 @@ Action = Callable[[], Awaitable[object]]
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def chromium() -> AsyncIterator[Browser]:
     """Launch the system Chromium once for the module."""
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=TIMEOUT_MS
-        )
+    async with launch_chromium() as browser:
         yield browser
-        await browser.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def new_context(chromium: Browser) -> AsyncIterator[NewContext]:
     """Return a factory for browser contexts, each closed after the test."""
-    contexts: list[BrowserContext] = []
-
-    async def create(**options: Any) -> BrowserContext:
-        context = await chromium.new_context(**options)
-        context.set_default_timeout(TIMEOUT_MS)
-        context.set_default_navigation_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        return context
-
-    yield create
-    for context in contexts:
-        await context.close()
+    async with context_factory(chromium) as create:
+        yield create
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def op(redis_server: str, signing_jwks: bytes) -> AsyncIterator[OP]:
     """The OP on a loopback HTTP server, with http://localhost:<port> as issuer."""
-    client = aioredis.from_url(redis_server)
-    await client.flushdb()
-    await client.set(keys.secret("signing-jwks"), signing_jwks)
-    port = free_port()
-    issuer = f"http://localhost:{port}"
-    settings = load_settings(
-        environ={}, overrides={"issuer": issuer, "port": port, **TEST_ARGON2}
-    )
-    app = create_app(settings, client)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield OP(issuer, settings, client, app)
-    finally:
-        await runner.cleanup()
-        await client.aclose()
+    async with localhost_op(redis_server, signing_jwks) as running:
+        yield running
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -206,31 +131,6 @@ async def open_page(
     cdp = await context.new_cdp_session(page)
     await cdp.send("WebAuthn.enable", {"enableUI": False})
     return Authenticated(page, cdp, await _add_authenticator(cdp, **options))
-
-
-async def follow_to(page: Page, prefix: str, action: Action) -> str:
-    """Run an action that ends at the RP; return the URL the browser requested.
-
-    The RP's port is closed, so this waits for Chromium's error page as well.
-    """
-
-    def at_prefix(request: Request) -> bool:
-        return request.is_navigation_request() and request.url.startswith(prefix)
-
-    def left_op(frame: Frame) -> bool:
-        return frame == page.main_frame and frame.url.startswith((prefix, ERROR_PAGE))
-
-    async with (
-        page.expect_event("framenavigated", left_op, timeout=TIMEOUT_MS),
-        page.expect_request(at_prefix, timeout=TIMEOUT_MS) as captured,
-    ):
-        try:
-            await action()
-        except PlaywrightError as exc:
-            if "ERR_CONNECTION_REFUSED" not in exc.message:
-                raise
-    request = await captured.value
-    return request.url
 
 
 async def invitation_link(op: OP) -> str:

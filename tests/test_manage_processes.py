@@ -15,9 +15,7 @@ from porchlight_op.store.clients import ClientStore
 SCOPE = ("openid", "profile", "email")
 
 
-async def test_profile_edit_at_one_process_shows_at_anothers_userinfo(
-    redis, redis_server, start_server
-):
+async def test_profile_edit_seen_by_other_process(redis, redis_server, start_server):
     first = start_server(redis_server)
     second = start_server(redis_server, issuer=first.issuer)
     client = Client(

@@ -542,8 +542,8 @@ async def test_two_processes_keep_codes_and_refresh_single_use(
 
 
 # -- access tokens verified without cryptojwt's JWT class --
-# A forged token is never in the grant, so userinfo would reject it anyway;
-# these tests ask the provider's token resolution itself.
+# A forged token is never in the grant, so userinfo would reject it anyway.
+# These tests therefore call the provider's token resolution directly.
 
 
 def _b64(data: bytes) -> str:
@@ -567,7 +567,7 @@ async def test_access_token_with_changed_payload_not_resolved(login):
     assert not _resolves(login, forged)
 
 
-async def test_access_token_from_other_key_with_our_kid_not_resolved(login):
+async def test_foreign_key_with_our_kid_rejected(login):
     token = (await redeem(login)).json()["access_token"]
     header, claims = jwt_parts(token)
     stranger = new_ec_key("P-256", kid=header["kid"])

@@ -376,8 +376,8 @@ async def user_reset(request: web.Request, admin: User) -> web.StreamResponse:
     except UserNotFound:
         raise web.HTTPNotFound() from None
     removed = await _remove_passkeys(request, user.sub)
-    # A reset usually answers a lost or stolen credential, so whatever was
-    # signed in with the old one ends too.
+    # A reset usually follows a lost or stolen credential, so the sessions
+    # and tokens obtained with the old one end too.
     await request.app[USER_SESSIONS].revoke_everything(user.sub)
     # An earlier link may have gone astray, which is one reason to reset again.
     earlier = await _revoke_reset_links(request, user.sub)

@@ -133,7 +133,7 @@ class FastGrants:
                 attempt,
                 path.grant_id,
             )
-        raise errors.StorageUnavailable("the grant kept changing; gave up")
+        raise errors.StorageUnavailable("grant update failed: the grant changed during every attempt")
 
     # -- authorization_code --
 

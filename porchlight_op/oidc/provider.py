@@ -539,8 +539,8 @@ class Provider:
                 return {"error": "invalid_grant"}
             requested = set(form.get("scope", "").split())
             if not requested <= set(grant.find_scope(token.based_on)):
-                # RFC 6749 6 calls a scope beyond the grant invalid_scope, where
-                # idpyoidc answers invalid_request.
+                # RFC 6749 6 calls a scope beyond the grant invalid_scope, but
+                # idpyoidc returns invalid_request.
                 return {"error": "invalid_scope"}
             result = self._run_token_endpoint(client, form)
             if _error_code(result) is None:

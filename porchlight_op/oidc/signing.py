@@ -101,10 +101,9 @@ class JwsVerifier:
         self._signer = SIGNER_ALGS[alg]
         self._owner_seen: Any = None
         self._keys: dict[str, AsymmetricKey] = {}
-        # Payloads of tokens whose signature checked out, by the whole token.
-        # A relying party sends the same access token until it expires, and
-        # the signature of a given string cannot change; callers still check
-        # expiry and the grant in Redis on every use.
+        # Payloads of verified tokens, keyed by the whole token. A relying party
+        # sends the same access token until it expires, so this skips repeated
+        # signature checks. Callers still check expiry and the grant in Redis.
         self._verified: dict[str, dict[str, Any]] = {}
 
     def payload(self, token: str) -> dict[str, Any] | None:

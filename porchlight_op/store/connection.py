@@ -111,8 +111,8 @@ async def redis_client(settings: Settings) -> AsyncIterator[RedisClient]:
         await asyncio.to_thread(embedded.start)
         url = embedded.url
         if fresh:
-            # A command run from another directory than the server's would
-            # otherwise write to a database nobody reads, without a sign.
+            # A command run from another directory than the server's writes to
+            # a database the server never reads, so say so.
             logger.warning(
                 "created a new, empty embedded Redis database in %s; if the server"
                 " runs from another directory, run this there or set"

@@ -85,7 +85,7 @@ def _cancelled(request: web.Request) -> web.Response:
     post_logout_redirect_uri is where the client expects the browser after a
     logout, and the client may take that visit with its state as proof of one.
     So a cancel stays on our own page, and the user returns to the client. A
-    cancel after the login has already ended is answered like a logout.
+    cancel after the login has already ended is handled like a logout.
     """
     logger.info("logout cancelled by the user")
     response = aiohttp_jinja2.render_template("logout_cancelled.html", request, {})

@@ -42,8 +42,8 @@ ACCOUNT_UNUSABLE = "This passkey cannot be used to sign in."
 UNUSABLE_LINK = "This invitation link is no longer valid. Reload the page."
 CREATION_FAILED = "The account could not be created. Try again."
 TOO_MANY_CHALLENGES = "Too many passkey attempts from here. Try again in a minute."
-# NOTE: our limits: challenges per client address per window of seconds. A
-# page asks for one per view, and conditional UI for one more per attempt.
+# NOTE: our limits, not a standard's: challenges per client address per window
+# of seconds. A page requests one per view, and conditional UI one per attempt.
 CHALLENGE_RATE_LIMIT = 120
 CHALLENGE_RATE_WINDOW = 60
 
@@ -111,7 +111,7 @@ async def challenge_allowed(request: web.Request) -> bool:
         _, count = await pipe.execute()
     if int(count) > CHALLENGE_RATE_LIMIT:
         logger.info(
-            "passkey challenge refused: rate exceeded, remote=%s", request.remote
+            "passkey challenge rejected: rate limit exceeded, remote=%s", request.remote
         )
         return False
     return True

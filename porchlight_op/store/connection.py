@@ -17,6 +17,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from porchlight_op import log
 from porchlight_op.settings import Settings, redact_url
 from porchlight_op.store.embedded import EmbeddedRedis
+from porchlight_op.store.multiplex import MultiplexedRedis
 
 __all__ = ["RedisClient", "RedisUnavailableError", "make_redis", "redis_client"]
 
@@ -58,8 +59,13 @@ def make_redis(url: str, settings: Settings) -> RedisClient:
         socket_connect_timeout=settings.redis_connect_timeout,
         health_check_interval=HEALTH_CHECK_INTERVAL,
     )
-    client: redis.asyncio.Redis = redis.asyncio.Redis(
-        connection_pool=pool, decode_responses=False, retry=retry
+    # Plain commands share one connection per worker (store/multiplex.py); the
+    # pool serves the few that need a connection to themselves.
+    client: redis.asyncio.Redis = MultiplexedRedis(
+        connection_pool=pool,
+        timeout=settings.redis_socket_timeout,
+        decode_responses=False,
+        retry=retry,
     )
     return client
 

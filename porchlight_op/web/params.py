@@ -67,6 +67,8 @@ def parse_pairs(raw: str) -> dict[str, str]:
 
 
 def _decode(text: str) -> str:
+    if text.isascii() and "%" not in text and "+" not in text:
+        return text  # nothing is escaped
     if _BAD_ESCAPE.search(text):
         raise ValueError("malformed percent-encoding")
     try:
@@ -96,6 +98,10 @@ async def form_params(request: web.Request) -> dict[str, str]:
 
 async def _read_body(request: web.Request) -> bytes:
     """Read the whole body, chunked or not, up to MAX_FORM_BYTES and BODY_TIMEOUT."""
+    content = request.content
+    if content.is_eof() and content.total_bytes <= MAX_FORM_BYTES:
+        # The whole body is buffered already, so there is nothing to wait for.
+        return content.read_nowait()
     chunks: list[bytes] = []
     size = 0
     try:

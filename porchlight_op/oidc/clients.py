@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import json
 from collections.abc import Mapping
@@ -151,6 +152,16 @@ def _basic(encoded: str) -> tuple[str, str, str]:
         raise InvalidClient("malformed HTTP Basic credentials")
     # RFC 6749 2.3.1: both parts are form-urlencoded before base64.
     return unquote_plus(client_id), unquote_plus(secret), secret
+
+
+@functools.lru_cache(maxsize=512)
+def parsed_client(record: bytes) -> Client:
+    """Parse a stored client record, reusing the result for identical bytes.
+
+    Client is immutable, and a changed registration is a different record,
+    so the token endpoint skips the JSON work for clients it saw before.
+    """
+    return Client.from_json(record)
 
 
 def authenticate(client: Client | None, credentials: ClientCredentials) -> Client:

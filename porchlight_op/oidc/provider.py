@@ -393,7 +393,7 @@ class Provider:
             found.grant_id,
             [store_keys.client(found.client_id)],
         )
-        registered = None if record is None else Client.from_json(record)
+        registered = None if record is None else client_rules.parsed_client(record)
         client = client_rules.authenticate(registered, credentials)
         return Prefetched(client, found, stored)
 

@@ -133,7 +133,9 @@ class FastGrants:
                 attempt,
                 path.grant_id,
             )
-        raise errors.StorageUnavailable("grant update failed: the grant changed during every attempt")
+        raise errors.StorageUnavailable(
+            "grant update failed: the grant changed during every attempt"
+        )
 
     # -- authorization_code --
 

@@ -133,9 +133,7 @@ class FastGrants:
                 attempt,
                 path.grant_id,
             )
-        raise errors.StorageUnavailable(
-            "grant update failed: the grant changed during every attempt"
-        )
+        raise errors.StorageUnavailable("grant update failed: the grant changed during every attempt")
 
     # -- authorization_code --
 

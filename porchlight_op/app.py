@@ -38,7 +38,8 @@ from .store.secrets import SecretStore
 from .store.sessions import SessionStore
 from .store.token_records import TokenRecords
 from .store.users import UserStore
-from .web import cors, i18n, middlewares
+from .web import i18n
+from .web.edge import edge_middleware
 from .web.keys import (
     ACCOUNTS,
     CONSENTS,
@@ -52,7 +53,7 @@ from .web.keys import (
     WEBAUTHN,
 )
 from .web.logout import logout_context
-from .web.proxies import forwarded_headers, parse_networks
+from .web.proxies import parse_networks
 from .web.routes import setup_routes
 from .web.session_storage import RedisSessionStorage
 
@@ -73,13 +74,15 @@ STATIC_DIR = TEMPLATES_DIR / "static"
 
 def create_app(settings: Settings, client: RedisClient) -> web.Application:
     """Build the application on an open Redis client; the caller closes it."""
+    # The edge middleware serves every request. It runs the template context
+    # processors and the browser session for pages only, so API requests skip them.
+    page_middlewares = (
+        aiohttp_jinja2.context_processors_middleware,
+        aiohttp_session.session_middleware(_session_storage(settings, client)),
+    )
     app = web.Application(
         middlewares=[
-            forwarded_headers(parse_networks(settings.trusted_proxies)),
-            middlewares.request_id,
-            middlewares.security_headers,
-            cors.cors,
-            middlewares.error_pages,
+            edge_middleware(parse_networks(settings.trusted_proxies), page_middlewares)
         ],
         client_max_size=64 * 1024,
     )
@@ -89,14 +92,14 @@ def create_app(settings: Settings, client: RedisClient) -> web.Application:
     app[WEBAUTHN] = PasskeyCeremonies(client, settings.issuer)
     app[PASSKEYS] = app[WEBAUTHN].store
     app[USER_SESSIONS] = UserSessions(client, settings)
+    # Without context_processors, setup() adds no middleware of its own.
     environment = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(["html"]),
-        context_processors=[aiohttp_jinja2.request_processor],
     )
+    app[aiohttp_jinja2.APP_CONTEXT_PROCESSORS_KEY] = [aiohttp_jinja2.request_processor]
     i18n.setup_i18n(environment)
-    aiohttp_session.setup(app, _session_storage(settings, client))
     app.cleanup_ctx.append(_provider_context)
     app.cleanup_ctx.append(_keyring_context)
     app.cleanup_ctx.append(logout_context)

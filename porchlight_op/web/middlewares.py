@@ -1,4 +1,4 @@
-"""Middlewares: request ids, security headers and one place that renders errors."""
+"""Request ids, security headers and the one place that renders errors."""
 
 from __future__ import annotations
 
@@ -45,51 +45,37 @@ API_PREFIXES = (
 )
 
 
-@web.middleware
-async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give each request an id for the logs; echo it as X-Request-ID."""
-    request[REQUEST_ID] = secrets.token_hex(8)
-    log.request_id.set(request[REQUEST_ID])
-    response = await handler(request)
-    response.headers["X-Request-ID"] = request[REQUEST_ID]
-    return response
+def start_request(request: web.Request) -> str:
+    """Give the request an id for the logs and return it, for X-Request-ID."""
+    identifier = secrets.token_hex(8)
+    request[REQUEST_ID] = identifier
+    log.request_id.set(identifier)
+    return identifier
 
 
-@web.middleware
-async def security_headers(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
-    """Add the headers every response carries."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers.update(SECURITY_HEADERS)
-        raise
-    response.headers.update(SECURITY_HEADERS)
-    return response
+def error_response(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """Render a failure, so no traceback or exception text reaches a client.
 
-
-@web.middleware
-async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render every failure; no traceback or exception text reaches a client."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
+    Call it from the `except` block that caught `exc`. It raises `exc` again
+    for an HTTP exception that aiohttp itself sends: a redirect or another
+    status below 400, and any HTTP error on an API path.
+    """
+    if isinstance(exc, web.HTTPException):
         if exc.status >= 400 and not _is_api(request):
             response = page(request, exc.status, exc.reason, _http_message(exc.status))
             if "Allow" in exc.headers:
                 response.headers["Allow"] = exc.headers["Allow"]
             return response
-        raise
-    except MalformedParameters as exc:
+        raise exc
+    if isinstance(exc, MalformedParameters):
         if _is_api(request):
             return oauth_error(errors.InvalidRequest(exc.problem))
         return page(request, 400, "Invalid request", "The request is malformed.")
-    except errors.UnverifiedClient as exc:
+    if isinstance(exc, errors.UnverifiedClient):
         return page(request, 400, "Invalid request", exc.description)
-    except errors.OAuthError as exc:
+    if isinstance(exc, errors.OAuthError):
         return oauth_error(exc)
-    except (errors.StorageUnavailable, RedisError, RedisClusterException) as exc:
+    if isinstance(exc, (errors.StorageUnavailable, RedisError, RedisClusterException)):
         logger.warning(
             "storage unavailable for %s %s: %s",
             request.method,
@@ -97,13 +83,15 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
             type(exc).__name__,
         )
         return unavailable(request)
-    except Exception:
-        logger.exception(
-            "unhandled error on %s %s", request.method, _path_for_log(request)
-        )
-        if _is_api(request):
-            return oauth_error(errors.ServerError("internal error"))
-        return page(request, 500, "Server error", "Something went wrong on our side.")
+    logger.error(
+        "unhandled error on %s %s",
+        request.method,
+        _path_for_log(request),
+        exc_info=exc,
+    )
+    if _is_api(request):
+        return oauth_error(errors.ServerError("internal error"))
+    return page(request, 500, "Server error", "Something went wrong on our side.")
 
 
 def oauth_error(error: errors.OAuthError) -> web.Response:
@@ -130,8 +118,11 @@ def unavailable(request: web.Request) -> web.Response:
 
 def page(request: web.Request, status: int, title: str, message: str) -> web.Response:
     """Render an HTML error page."""
+    # The request is passed as well as set by the context processors, which
+    # API requests skip, so that page() renders the same for every path.
+    context = {"request": request, "title": title, "message": message}
     response = aiohttp_jinja2.render_template(
-        "error.html", request, {"title": title, "message": message}, status=status
+        "error.html", request, context, status=status
     )
     response.headers.update(NO_STORE)
     return response

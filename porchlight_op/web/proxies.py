@@ -55,19 +55,23 @@ def forwarded_headers(networks: Sequence[Network]) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not is_trusted(request.remote, networks):
             return await handler(request)
-        remote = client_address(
-            request.remote, request.headers.get("X-Forwarded-For"), networks
-        ) or str(request.remote)
-        proto = _first(request.headers.get("X-Forwarded-Proto"))
-        host = _first(request.headers.get("X-Forwarded-Host"))
-        forwarded = request.clone(
-            remote=remote,
-            scheme=proto if proto in ("http", "https") else request.scheme,
-            host=host or request.host,
-        )
-        return await handler(forwarded)
+        return await handler(forwarded_request(request, networks))
 
     return middleware
+
+
+def forwarded_request(request: web.Request, networks: Sequence[Network]) -> web.Request:
+    """Clone a request from a trusted proxy with its X-Forwarded-* values applied."""
+    remote = client_address(
+        request.remote, request.headers.get("X-Forwarded-For"), networks
+    ) or str(request.remote)
+    proto = _first(request.headers.get("X-Forwarded-Proto"))
+    host = _first(request.headers.get("X-Forwarded-Host"))
+    return request.clone(
+        remote=remote,
+        scheme=proto if proto in ("http", "https") else request.scheme,
+        host=host or request.host,
+    )
 
 
 def _first(value: str | None) -> str | None:

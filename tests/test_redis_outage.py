@@ -96,3 +96,22 @@ async def test_redis_down_gives_quick_503_then_recovers(fragile_op, own_redis):
     assert "Traceback" not in page.text
     assert recovered.status_code == 200
     assert ready_again.status_code == 200
+
+
+async def test_cors_request_while_redis_is_down_gets_503(fragile_op, own_redis):
+    token = await _signed_in_tokens(fragile_op)
+    headers = {
+        "Authorization": f"Bearer {token['access_token']}",
+        "Origin": "https://spa.example",
+    }
+
+    own_redis.kill()
+    async with httpx.AsyncClient(base_url=fragile_op.url) as http:
+        reply = await http.get("/userinfo", headers=headers)
+        preflight = await http.options("/token", headers=headers)
+
+    assert reply.status_code == 503
+    assert reply.json()["error"] == "temporarily_unavailable"
+    assert "Access-Control-Allow-Origin" not in reply.headers
+    assert preflight.status_code == 503
+    assert "X-Request-ID" in reply.headers

@@ -43,26 +43,26 @@ def edge_middleware(
 
         is_cors = path in cors.CORS_PATHS
         origin = request.headers.get("Origin") if is_cors else None
-        if origin is not None:
-            # NOTE: a Redis error in this lookup bypasses error_response, so
-            # aiohttp sends its plain 500 rather than a 503 with Retry-After.
-            origin = await cors.allowed_origin(request, origin)
-
+        allowed: str | None = None  # the origin once it is found registered
         response: web.StreamResponse
         try:
-            if is_cors and request.method == "OPTIONS":
-                response = cors.preflight_response(origin)
-            else:
-                try:
+            try:
+                if origin is not None:
+                    allowed = await cors.allowed_origin(request, origin)
+                if is_cors and request.method == "OPTIONS":
+                    # The preflight response carries its CORS headers already.
+                    response = cors.preflight_response(allowed)
+                    is_cors = False
+                else:
                     response = await handler(request)
-                except Exception as exc:  # noqa: BLE001 (error_response logs)
-                    response = error_response(request, exc)
-                if is_cors:
-                    cors.add_headers(response, origin)
+            except Exception as exc:  # noqa: BLE001 (error_response logs)
+                response = error_response(request, exc)
+            if is_cors:
+                cors.add_headers(response, allowed)
         except web.HTTPException as exc:
             # Redirects and HTTP errors on API paths, which aiohttp sends itself.
             if is_cors:
-                cors.add_headers(exc, origin)
+                cors.add_headers(exc, allowed)
             exc.headers.update(SECURITY_HEADERS)
             raise
 

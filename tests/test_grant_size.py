@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from support import query_of
 
+from porchlight_op.store import node_codec
+
 GRANT_PATTERN = "pl:{*}:s:g:*"
 LIMIT = 4096  # bytes per live grant with one access and one refresh token
 
@@ -51,7 +53,8 @@ async def test_tokens_are_not_stored_in_redis(op, browser):
         for key in await op.redis.keys("pl:*:s:*")
         if await op.redis.type(key) == b"hash"
     ]
-    dump = b"".join([await op.redis.hget(key, "d") or b"" for key in keys])
+    stored = [await op.redis.hget(key, "d") for key in keys]
+    dump = b"".join(node_codec.decode(value) for value in stored if value)
 
     for value in (code, token["access_token"], token["refresh_token"]):
         assert value.encode() not in dump

@@ -9,6 +9,8 @@ Redis Cluster:
     pl:{<sub>}:s:c:<cid>:sub          SET         grant node names of that client
     pl:{<sub>}:s:g:<cid>:<gid>        HASH v, d   grant with its tokens
 
+`d` is the node's canonical JSON in the storage form of store/node_codec.py,
+which the functions here encode and decode, so callers see JSON bytes.
 `v` is a version that every write increments; a commit succeeds only when each
 key it rewrites still has the version that was read (optimistic concurrency).
 Subordinate lists are sets, so two logins of one user commute without a
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from . import keys
+from . import keys, node_codec
 from .connection import RedisClient
 
 # KEYS: the versioned hashes first, then the sets and touched parents.
@@ -111,7 +113,7 @@ def grant_key(uid: str, client_id: str, grant_id: str) -> str:
 
 @dataclass
 class StoredNode:
-    """One versioned document as read from Redis; version 0 means absent."""
+    """One versioned document as read from Redis (JSON); version 0 means absent."""
 
     version: int = 0
     data: bytes | None = None
@@ -134,7 +136,7 @@ class Write:
 
     key: str
     expected_version: int
-    data: bytes | None
+    data: bytes | None  # canonical JSON
     ttl: int = 0  # 0 for parents, which are extended to the commit's parent_ttl
 
 
@@ -236,7 +238,8 @@ class SessionStore:
         )
         args: list[str | bytes | int] = [len(hash_keys), changes.parent_ttl]
         for write in changes.writes:
-            args += [write.expected_version, write.data or b"", write.ttl]
+            data = b"" if write.data is None else node_codec.encode(write.data)
+            args += [write.expected_version, data, write.ttl]
         for _, member in changes.added:
             args += ["+", member]
         for _, member in changes.removed:
@@ -279,7 +282,7 @@ def _node(pair: Sequence[bytes | str | None]) -> StoredNode:
     version, data = pair
     if version is None or data is None:
         return StoredNode()
-    return StoredNode(version=int(version), data=_bytes(data))
+    return StoredNode(version=int(version), data=node_codec.decode(_bytes(data)))
 
 
 def _bytes(value: bytes | str) -> bytes:

@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from ..log import STORE, security_event
-from . import keys
+from . import keys, node_codec
 from .clients import ClientStore
 from .connection import RedisClient
 from .login_sessions import LoginSessionGrants
@@ -183,7 +183,11 @@ class UserRevocation:
             for grant_id in grant_ids:
                 pipe.hget(grant_key(sub, client_id, grant_id), "d")
             documents = await pipe.execute()
-        return [_bytes(document) for document in documents if document is not None]
+        return [
+            node_codec.decode(_bytes(document))
+            for document in documents
+            if document is not None
+        ]
 
     async def consents(self, sub: str) -> dict[str, set[str]]:
         """Return the scopes the user consented to, per registered client."""

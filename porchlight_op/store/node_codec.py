@@ -7,8 +7,8 @@ paths, usage rules, the null userinfo claims. So a grant of about 3.2 KB of
 JSON takes a few hundred bytes. Plain JSON, as written before this format,
 starts with "{" and is read as it is.
 
-Only store/sessions.py and store/user_revocation.py call this module: every
-caller above the store sees JSON bytes.
+Only store/sessions.py calls this module, so every caller above the store
+sees JSON bytes.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from redis.exceptions import ResponseError
 from support import query_of
 
 from porchlight_op.store import node_codec
@@ -145,3 +146,17 @@ async def test_old_layout_parents_take_new_grant(op, browser):
     for key, node in zip(parents, stored, strict=True):
         assert node.version > 0
         assert await op.redis.ttl(key) > 0
+
+
+async def test_read_nodes_follows_hash_rewritten_as_string(op, browser):
+    rp, location = await _sign_in(op, browser)
+    await rp.redeem(location)
+    key = await _grant_key(op.redis)
+    (expected,) = await read_nodes(op.redis, [key])
+    # What a GET returns when the key is still a hash of the old layout; the
+    # key is a string again by the time HMGET reads it.
+    stale = ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
+
+    (node,) = await read_nodes(op.redis, [key], [stale])
+
+    assert node == expected

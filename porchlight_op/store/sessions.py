@@ -15,6 +15,8 @@ encode and decode it, so callers see JSON bytes. Nodes written before this
 layout are hashes with fields `v` and `d`. They are still read, and the next
 write replaces them with a string. A string saves Redis about 160 bytes per
 grant over a hash, whose `d` field is too long for the compact encoding.
+NOTE: workers of a version before the string layout fail on string nodes, so
+an upgrade replaces all workers rather than running both versions at once.
 
 `v` is a version that every write increments; a commit succeeds only when each
 key it rewrites still has the version that was read (optimistic concurrency).
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from redis.exceptions import ResponseError
@@ -36,8 +38,8 @@ from . import keys, node_codec
 from .connection import RedisClient
 
 # KEYS: the versioned nodes first, then the sets and touched parents.
-# ARGV: n_hashes, parent_ttl, then per hash (expected version, data, ttl),
-# then per further key (op, member). Empty data deletes the hash; a ttl of 0
+# ARGV: n_nodes, parent_ttl, then per node (expected version, data, ttl),
+# then per further key (op, member). Empty data deletes the node; a ttl of 0
 # means "a parent: keep it at least parent_ttl seconds". The ops are '+'
 # (add the member), '-' (remove it) and '~' (only keep the key that long).
 _COMMIT = """
@@ -96,7 +98,7 @@ end
 return {1}
 """
 
-# KEYS: the grant hash, then its client's subordinate set. ARGV: the grant's
+# KEYS: the grant node, then its client's subordinate set. ARGV: the grant's
 # member name in that set. A script rather than MULTI, because redis-py 8.2's
 # async cluster client blocks the event loop while it runs a transaction.
 _DELETE_GRANT = """
@@ -257,13 +259,13 @@ class SessionStore:
 
     async def commit(self, changes: Changes) -> str | None:
         """Apply the changes; return None, or the key whose version moved."""
-        hash_keys = [write.key for write in changes.writes]
+        node_keys = [write.key for write in changes.writes]
         set_keys = (
             [key for key, _ in changes.added]
             + [key for key, _ in changes.removed]
             + changes.touched
         )
-        args: list[str | bytes | int] = [len(hash_keys), changes.parent_ttl]
+        args: list[str | bytes | int] = [len(node_keys), changes.parent_ttl]
         for write in changes.writes:
             data = b"" if write.data is None else node_codec.encode(write.data)
             args += [write.expected_version, data, write.ttl]
@@ -274,7 +276,7 @@ class SessionStore:
         for _ in changes.touched:
             args += ["~", ""]
 
-        result = await self._commit(keys=hash_keys + set_keys, args=args)
+        result = await self._commit(keys=node_keys + set_keys, args=args)
         if int(result[0]) == 1:
             return None
         conflict: bytes = result[1]
@@ -316,25 +318,47 @@ async def read_nodes(
     nodes are read again with HMGET, in one more round trip.
     """
     if values is None:
-        async with client.pipeline(transaction=False) as pipe:
-            for key in node_keys:
+        values = await _read_all(client, "get", node_keys)
+    nodes: dict[str, StoredNode] = {}
+    old = []
+    for key, value in zip(node_keys, values, strict=True):
+        if _wrong_type(value):
+            old.append(key)
+        else:
+            nodes[key] = _string_node(value)
+    if not old:
+        return [nodes[key] for key in node_keys]
+
+    moved = []
+    for key, pair in zip(old, await _read_all(client, "hmget", old), strict=True):
+        if _wrong_type(pair):
+            moved.append(key)
+        else:
+            nodes[key] = _hash_node(pair)
+    # A commit may have replaced the hash with a string in between. Commits
+    # never write a hash, so a second GET settles it.
+    if moved:
+        for key, value in zip(
+            moved, await _read_all(client, "get", moved), strict=True
+        ):
+            nodes[key] = _string_node(value)
+    return [nodes[key] for key in node_keys]
+
+
+async def _read_all(
+    client: RedisClient, command: Literal["get", "hmget"], node_keys: Sequence[str]
+) -> list[Any]:
+    async with client.pipeline(transaction=False) as pipe:
+        for key in node_keys:
+            if command == "get":
                 pipe.get(key)
-            values = await pipe.execute(raise_on_error=False)
-    old = [key for key, value in zip(node_keys, values, strict=True) if _is_hash(value)]
-    hashes: dict[str, StoredNode] = {}
-    if old:
-        async with client.pipeline(transaction=False) as pipe:
-            for key in old:
+            else:
                 pipe.hmget(key, "v", "d")
-            pairs = await pipe.execute()
-        hashes = {key: _hash_node(pair) for key, pair in zip(old, pairs, strict=True)}
-    return [
-        hashes[key] if key in hashes else _string_node(value)
-        for key, value in zip(node_keys, values, strict=True)
-    ]
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+    return results
 
 
-def _is_hash(value: object) -> bool:
+def _wrong_type(value: object) -> bool:
     return isinstance(value, ResponseError) and str(value).startswith("WRONGTYPE")
 
 
@@ -351,14 +375,16 @@ def _string_node(value: object) -> StoredNode:
     if value is None:
         return StoredNode()
     if not isinstance(value, bytes | str):
-        raise TypeError(f"a session node read as {type(value).__name__}")
+        raise TypeError(f"session node value has type {type(value).__name__}")
     version, separator, data = _bytes(value).partition(b"|")
     if not separator:
         raise node_codec.UnknownNodeFormat("stored session node has no version")
     return StoredNode(version=int(version), data=node_codec.decode(data))
 
 
-def _hash_node(pair: Sequence[bytes | str | None]) -> StoredNode:
+def _hash_node(pair: Sequence[bytes | str | None] | Exception) -> StoredNode:
+    if isinstance(pair, Exception):
+        raise pair
     version, data = pair
     if version is None or data is None:
         return StoredNode()

@@ -344,7 +344,12 @@ class Meter:
         )
 
     def used_memory(self) -> int:
-        return int(self.redis.info("memory")["used_memory"])
+        """Return Redis's used_memory less its client connections' buffers."""
+        memory = self.redis.info("memory")
+        return int(memory["used_memory"]) - int(memory["mem_clients_normal"])
+
+    def connected_clients(self) -> int:
+        return int(self.redis.info("clients")["connected_clients"])
 
     def per_operation(
         self, before: Snapshot, after: Snapshot, operations: int
@@ -401,12 +406,14 @@ async def memory_step(
             return await client.refresh(tokens)
 
     # The OP opens Redis connections as load rises, and Redis spends tens of
-    # KB of buffers on each. One round of logins by users outside the
-    # measured ones opens them before `before`, so the delta counts only what
-    # the measured logins store.
+    # KB of buffers on each. A round of logins and refreshes by users outside
+    # the measured ones opens them before `before`, so the deltas count only
+    # what the measured requests store.
     warm_up = names[MEMORY_GRANTS : MEMORY_GRANTS + concurrency]
-    await asyncio.gather(*(login(n) for n in warm_up))
+    warm_chains = await asyncio.gather(*(login(n) for n in warm_up))
+    await asyncio.gather(*(refresh(t) for t in warm_chains))
     before = meter.used_memory()
+    clients_before = meter.connected_clients()
     chains = await asyncio.gather(*(login(n) for n in names[:MEMORY_GRANTS]))
     after_login = meter.used_memory()
     chains = list(chains)
@@ -416,6 +423,7 @@ async def memory_step(
     grants = len(chains)
     return {
         "grants": grants,
+        "redis_clients_added": meter.connected_clients() - clients_before,
         "bytes_per_grant": round((after_login - before) / grants),
         "bytes_per_refresh": round(
             (after_refresh - after_login) / (grants * MEMORY_REFRESHES)

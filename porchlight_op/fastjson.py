@@ -29,7 +29,7 @@ def dumps_canonical(value: Any) -> bytes:
     """Encode a value as compact UTF-8 JSON with sorted keys.
 
     Stored session documents use this form, so that comparing two dumps byte
-    by byte tells whether a document changed.
+    by byte shows whether a document changed.
     """
     try:
         return orjson.dumps(value, option=_SORTED)
@@ -41,7 +41,8 @@ def loads(data: bytes | str) -> Any:
     """Decode JSON; raise ValueError (a json.JSONDecodeError) when it is invalid.
 
     NOTE: orjson 3.x reads an integer beyond 64 bits as a float, where the
-    json module keeps it exact. Nothing the OP stores holds such integers.
+    json module keeps it exact. The OP writes no such integers itself, but a
+    user claim set to one comes back as a float.
     """
     return orjson.loads(data)
 

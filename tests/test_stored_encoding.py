@@ -153,8 +153,8 @@ async def test_read_nodes_follows_hash_rewritten_as_string(op, browser):
     await rp.redeem(location)
     key = await _grant_key(op.redis)
     (expected,) = await read_nodes(op.redis, [key])
-    # What a GET returns when the key is still a hash of the old layout; the
-    # key is a string again by the time HMGET reads it.
+    # This is what a GET returns for a hash of the old layout. The key is a
+    # string by the time HMGET reads it, as after a concurrent commit.
     stale = ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
 
     (node,) = await read_nodes(op.redis, [key], [stale])

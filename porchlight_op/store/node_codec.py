@@ -1,7 +1,7 @@
-"""Compact storage form of idpyoidc session nodes (the `d` field of their hashes).
+"""Compact storage form of idpyoidc session nodes, the `d` part of each node.
 
 A node is stored as one marker byte followed by its canonical JSON compressed
-with raw DEFLATE and a preset dictionary. The dictionary holds the field names
+with raw DEFLATE and a preset dictionary. The dictionary contains the field names
 and fixed values every idpyoidc 5.0 user, client and grant node repeats: class
 paths, usage rules, the null userinfo claims. So a grant of about 3.2 KB of
 JSON takes a few hundred bytes. Plain JSON, as written before this format,
@@ -23,7 +23,7 @@ PLAIN_JSON = b"{"
 
 # Level 1 is the fastest, and larger levels save only tens of bytes on a node.
 LEVEL = 1
-# A 8 KiB window holds the dictionary and what follows it in a typical grant.
+# An 8 KiB window fits the dictionary and what follows it in a typical grant.
 # Decompression always uses the largest window, which reads any smaller one.
 WINDOW_BITS = 13
 MEMORY_LEVEL = 8

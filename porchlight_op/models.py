@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from . import fastjson
+
 USERNAME_MAX_LENGTH = 64
 # Inputs longer than this are rejected before normalization does any work on them.
 USERNAME_MAX_INPUT_LENGTH = 1024
@@ -391,4 +393,4 @@ class Client:
     @classmethod
     def from_json(cls, raw: str | bytes) -> Client:
         """Parse a client written by to_json()."""
-        return cls.from_dict(json.loads(raw))
+        return cls.from_dict(fastjson.loads(raw))

@@ -27,6 +27,7 @@ from support import REDIRECT_URI, Browser, basic_auth, pkce_pair, query_of
 
 from porchlight_op.oidc import signing
 from porchlight_op.oidc.signing import JwsSigner
+from porchlight_op.store.sessions import read_nodes
 from porchlight_op.web.keys import PROVIDER
 
 PASSWORD = "correct horse battery"
@@ -116,8 +117,9 @@ def refresh_form(refresh_token: str, **changes: str) -> dict[str, str]:
 
 
 async def grant_documents(redis) -> dict[str, dict[str, Any]]:
-    keys = await redis.keys(GRANT_PATTERN)
-    return {key.decode(): json.loads(await redis.hget(key, "d")) for key in keys}
+    keys = [key.decode() for key in await redis.keys(GRANT_PATTERN)]
+    stored = await read_nodes(redis, keys)
+    return {key: json.loads(node.data) for key, node in zip(keys, stored, strict=True)}
 
 
 def stable(document: dict[str, Any]) -> dict[str, Any]:

@@ -7,10 +7,10 @@ Redis or, on a miss, from the user store.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .. import fastjson
 from ..models import User
 from ..store import keys
 from ..store.connection import RedisClient
@@ -53,12 +53,12 @@ class ClaimsCache:
     ) -> dict[str, Any] | None:
         """Return the user's claims from the claims key's value, read by the caller."""
         if cached is not None:
-            claims: dict[str, Any] = json.loads(cached)
+            claims: dict[str, Any] = fastjson.loads(cached)
             return claims
         loaded = await self._load(sub)
         if loaded is None:
             return None
-        await self._redis.set(keys.claims(sub), json.dumps(loaded), ex=self._ttl)
+        await self._redis.set(keys.claims(sub), fastjson.dumps(loaded), ex=self._ttl)
         return loaded
 
     async def invalidate(self, sub: str) -> None:

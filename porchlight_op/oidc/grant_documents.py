@@ -10,11 +10,11 @@ the shape idpyoidc dumps, so every other path still loads it with idpyoidc.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Iterator
 from typing import Any
 
+from .. import fastjson
 from .state import EXPIRY_MARGIN
 
 Document = dict[str, Any]
@@ -38,13 +38,13 @@ TOKEN_RELEASE_POINTS = ("access_token", "id_token")
 
 def load(data: bytes) -> Document:
     """Parse a stored grant document."""
-    document: Document = json.loads(data)
+    document: Document = fastjson.loads(data)
     return document
 
 
 def dump(document: Document) -> bytes:
     """Serialise a grant document canonically, as oidc/state.py stores it."""
-    return json.dumps(document, sort_keys=True).encode()
+    return fastjson.dumps_canonical(document)
 
 
 def is_plain(document: Document) -> bool:

@@ -11,7 +11,6 @@ the keys of owner ""), so tokens are signed with the key `JWT.pack` would use.
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 from cryptojwt import KeyJar
@@ -21,6 +20,8 @@ from cryptojwt.jws.exception import NoSuitableSigningKeys
 from cryptojwt.jws.jws import SIGNER_ALGS
 from cryptojwt.jwt import pick_key
 from cryptojwt.key_jar import IssuerNotFound
+
+from .. import fastjson
 
 
 def _b64(data: bytes) -> str:
@@ -45,7 +46,7 @@ class JwsSigner:
         if typ is not None:
             header["typ"] = typ
         signing_input = (
-            _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(payload).encode())
+            _b64(fastjson.dumps(header)) + "." + _b64(fastjson.dumps(payload))
         )
         signature: bytes = self._signer.sign(signing_input.encode(), key.private_key())
         return signing_input + "." + _b64(signature)
@@ -176,7 +177,7 @@ def _b64decode(part: str) -> bytes:
 
 def _json_part(part: str) -> dict[str, Any] | None:
     try:
-        value = json.loads(_b64decode(part))
+        value = fastjson.loads(_b64decode(part))
     except (ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from idpyoidc.server import Server
 from idpyoidc.server.session.grant import Grant
 from idpyoidc.server.session.info import ClientSessionInfo, UserSessionInfo
 
+from .. import fastjson
 from ..errors import StorageUnavailable
 from ..log import OIDC
 from ..store.sessions import (
@@ -104,20 +104,20 @@ class Loaded:
     uid: str
     client_id: str
     objects: dict[str, Any]
-    dumps: dict[str, str]
+    dumps: dict[str, bytes]
     versions: dict[str, int]
     subordinates: dict[str, set[str]]
     absent: set[str] = field(default_factory=set)
 
 
-def _dump(node: Any) -> str:
+def _dump(node: Any) -> bytes:
     document = _without_subordinates(node.dump())
     for entry in document.get("issued_token", ()):
         for token in entry.values():
             for name in ("value", "based_on"):
                 if token.get(name):
                     token[name] = _at_rest(token[name])
-    return json.dumps(document, sort_keys=True)
+    return fastjson.dumps_canonical(document)
 
 
 def _without_subordinates(dump: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +178,7 @@ def _load_node(
     if stored.data is None:
         loaded.absent.add(name)
         return
-    document = json.loads(stored.data)
+    document = fastjson.loads(stored.data)
     if subordinates is not None:
         document["subordinate"] = sorted(subordinates)
         loaded.subordinates[name] = set(subordinates)
@@ -186,8 +186,9 @@ def _load_node(
     loaded.objects[name] = node
     # Stored documents are canonical dumps (sorted keys, digests for tokens),
     # so the stored text serves as the "before" for the diff without dumping
-    # again. Were they ever to differ, the cost is one needless write.
-    loaded.dumps[name] = stored.data.decode()
+    # again. Were they ever to differ, as for a document that json.dumps
+    # stored with spaces, the cost is one needless write.
+    loaded.dumps[name] = stored.data
 
 
 def prune_grant(grant: Grant, now: int) -> None:
@@ -260,7 +261,7 @@ def _diff_grant(
     changes.parent_ttl = max(changes.parent_ttl, ttl)
     document = _dump(grant)
     if document != loaded.dumps.get(name):
-        changes.writes.append(Write(key, version, document.encode(), ttl))
+        changes.writes.append(Write(key, version, document, ttl))
 
 
 def _diff_parent(
@@ -275,7 +276,7 @@ def _diff_parent(
     document = _dump(node)
     if document != loaded.dumps.get(name):
         version = loaded.versions.get(name, 0)
-        changes.writes.append(Write(key, version, document.encode()))
+        changes.writes.append(Write(key, version, document))
 
     before = loaded.subordinates.get(name, set())
     after = set(node.subordinate)

@@ -8,12 +8,12 @@ scopes are released, by the same scope-to-claims table idpyoidc uses.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from idpyoidc.server.scopes import SCOPE2CLAIMS
 
+from .. import fastjson
 from .state import token_digest
 
 ACCESS_TOKEN = "access_token"  # noqa: S105 - a token class name
@@ -23,7 +23,7 @@ def find_access_token(
     document: bytes, access_token: str, now: int
 ) -> dict[str, Any] | None:
     """Find the stored record of a live access token in a grant document."""
-    grant: dict[str, Any] = json.loads(document)
+    grant: dict[str, Any] = fastjson.loads(document)
     if grant.get("revoked"):
         return None
     digest = token_digest(access_token)

@@ -3,11 +3,20 @@
 Layout, all under the user's hash tag so one Lua script may touch them in
 Redis Cluster:
 
-    pl:{<sub>}:s:u                    HASH v, d   user node (without subordinates)
+    pl:{<sub>}:s:u                    STRING v|d  user node (without subordinates)
     pl:{<sub>}:s:u:sub                SET         client node names of the user
-    pl:{<sub>}:s:c:<cid>              HASH v, d   client node (without subordinates)
+    pl:{<sub>}:s:c:<cid>              STRING v|d  client node (without subordinates)
     pl:{<sub>}:s:c:<cid>:sub          SET         grant node names of that client
-    pl:{<sub>}:s:g:<cid>:<gid>        HASH v, d   grant with its tokens
+    pl:{<sub>}:s:g:<cid>:<gid>        STRING v|d  grant with its tokens
+
+A node is one string: its version `v` in decimal, "|", then `d`, the node's
+canonical JSON in the storage form of store/node_codec.py. The functions here
+encode and decode it, so callers see JSON bytes. Nodes written before this
+layout are hashes with fields `v` and `d`. They are still read, and the next
+write replaces them with a string. A string saves Redis about 160 bytes per
+grant over a hash, whose `d` field is too long for the compact encoding.
+NOTE: workers of a version before the string layout fail on string nodes, so
+an upgrade replaces all workers rather than running both versions at once.
 
 `v` is a version that every write increments; a commit succeeds only when each
 key it rewrites still has the version that was read (optimistic concurrency).
@@ -20,21 +29,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 from urllib.parse import quote
 
-from . import keys
+from redis.exceptions import ResponseError
+
+from . import keys, node_codec
 from .connection import RedisClient
 
-# KEYS: the versioned hashes first, then the sets and touched parents.
-# ARGV: n_hashes, parent_ttl, then per hash (expected version, data, ttl),
-# then per further key (op, member). Empty data deletes the hash; a ttl of 0
+# KEYS: the versioned nodes first, then the sets and touched parents.
+# ARGV: n_nodes, parent_ttl, then per node (expected version, data, ttl),
+# then per further key (op, member). Empty data deletes the node; a ttl of 0
 # means "a parent: keep it at least parent_ttl seconds". The ops are '+'
 # (add the member), '-' (remove it) and '~' (only keep the key that long).
 _COMMIT = """
 local n = tonumber(ARGV[1])
 local parent_ttl = tonumber(ARGV[2])
+local function version(key)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'string' then
+    return string.match(redis.call('GET', key), '^(%d+)|') or '0'
+  elseif kind == 'hash' then
+    return redis.call('HGET', key, 'v') or '0'
+  end
+  return '0'
+end
 for i = 1, n do
-  local current = redis.call('HGET', KEYS[i], 'v') or '0'
+  local current = version(KEYS[i])
   if current ~= ARGV[3 * i] then
     return {0, KEYS[i]}
   end
@@ -50,7 +71,10 @@ for i = 1, n do
   if data == '' then
     redis.call('DEL', KEYS[i])
   else
-    redis.call('HSET', KEYS[i], 'v', tonumber(ARGV[3 * i]) + 1, 'd', data)
+    local next_version = tostring(tonumber(ARGV[3 * i]) + 1)
+    -- SET replaces a hash of the old layout too. KEEPTTL (Redis 6.0) keeps a
+    -- parent's expiry, which extend() below only ever lengthens.
+    redis.call('SET', KEYS[i], next_version .. '|' .. data, 'KEEPTTL')
     if ttl > 0 then
       redis.call('EXPIRE', KEYS[i], ttl)
     else
@@ -74,7 +98,7 @@ end
 return {1}
 """
 
-# KEYS: the grant hash, then its client's subordinate set. ARGV: the grant's
+# KEYS: the grant node, then its client's subordinate set. ARGV: the grant's
 # member name in that set. A script rather than MULTI, because redis-py 8.2's
 # async cluster client blocks the event loop while it runs a transaction.
 _DELETE_GRANT = """
@@ -111,7 +135,7 @@ def grant_key(uid: str, client_id: str, grant_id: str) -> str:
 
 @dataclass
 class StoredNode:
-    """One versioned document as read from Redis; version 0 means absent."""
+    """One versioned document as read from Redis (JSON); version 0 means absent."""
 
     version: int = 0
     data: bytes | None = None
@@ -134,7 +158,7 @@ class Write:
 
     key: str
     expected_version: int
-    data: bytes | None
+    data: bytes | None  # canonical JSON
     ttl: int = 0  # 0 for parents, which are extended to the commit's parent_ttl
 
 
@@ -165,41 +189,48 @@ class SessionStore:
         self, uid: str, client_id: str, grant_id: str | None = None
     ) -> Branch:
         """Read the user and client nodes, their subordinate sets and the grant."""
+        node_keys = [user_node_key(uid), client_node_key(uid, client_id)]
+        if grant_id is not None:
+            node_keys.append(grant_key(uid, client_id, grant_id))
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(user_node_key(uid), "v", "d")
+            for key in node_keys:
+                pipe.get(key)
             pipe.smembers(user_subordinates_key(uid))
-            pipe.hmget(client_node_key(uid, client_id), "v", "d")
             pipe.smembers(client_subordinates_key(uid, client_id))
-            if grant_id is not None:
-                pipe.hmget(grant_key(uid, client_id, grant_id), "v", "d")
-            results = await pipe.execute()
+            results = await pipe.execute(raise_on_error=False)
 
+        nodes = results[: len(node_keys)]
+        user_members, client_members = _raise_errors(results[len(node_keys) :])
+        stored = await read_nodes(self._redis, node_keys, nodes)
         branch = Branch(
-            user=_node(results[0]),
-            user_subordinates=_members(results[1]),
-            client=_node(results[2]),
-            client_subordinates=_members(results[3]),
+            user=stored[0],
+            user_subordinates=_members(user_members),
+            client=stored[1],
+            client_subordinates=_members(client_members),
         )
         if grant_id is not None:
-            branch.grant = _node(results[4])
+            branch.grant = stored[2]
         return branch
 
     async def fetch_grant(self, uid: str, client_id: str, grant_id: str) -> StoredNode:
         """Read one grant alone, for requests that change nothing."""
-        pair = await self._redis.hmget(grant_key(uid, client_id, grant_id), "v", "d")
-        return _node(pair)
+        (stored,) = await read_nodes(self._redis, [grant_key(uid, client_id, grant_id)])
+        return stored
 
     async def fetch_grant_with(
         self, uid: str, client_id: str, grant_id: str, others: Sequence[str]
     ) -> tuple[StoredNode, list[bytes | None]]:
         """Read one grant and the string keys `others` in one round trip."""
+        key = grant_key(uid, client_id, grant_id)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(grant_key(uid, client_id, grant_id), "v", "d")
-            for key in others:
-                pipe.get(key)
-            results = await pipe.execute()
-        return _node(results[0]), [
-            None if value is None else _bytes(value) for value in results[1:]
+            pipe.get(key)
+            for other in others:
+                pipe.get(other)
+            results = await pipe.execute(raise_on_error=False)
+        (stored,) = await read_nodes(self._redis, [key], results[:1])
+        return stored, [
+            None if value is None else _bytes(value)
+            for value in _raise_errors(results[1:])
         ]
 
     async def commit_grant(
@@ -228,15 +259,16 @@ class SessionStore:
 
     async def commit(self, changes: Changes) -> str | None:
         """Apply the changes; return None, or the key whose version moved."""
-        hash_keys = [write.key for write in changes.writes]
+        node_keys = [write.key for write in changes.writes]
         set_keys = (
             [key for key, _ in changes.added]
             + [key for key, _ in changes.removed]
             + changes.touched
         )
-        args: list[str | bytes | int] = [len(hash_keys), changes.parent_ttl]
+        args: list[str | bytes | int] = [len(node_keys), changes.parent_ttl]
         for write in changes.writes:
-            args += [write.expected_version, write.data or b"", write.ttl]
+            data = b"" if write.data is None else node_codec.encode(write.data)
+            args += [write.expected_version, data, write.ttl]
         for _, member in changes.added:
             args += ["+", member]
         for _, member in changes.removed:
@@ -244,7 +276,7 @@ class SessionStore:
         for _ in changes.touched:
             args += ["~", ""]
 
-        result = await self._commit(keys=hash_keys + set_keys, args=args)
+        result = await self._commit(keys=node_keys + set_keys, args=args)
         if int(result[0]) == 1:
             return None
         conflict: bytes = result[1]
@@ -275,11 +307,88 @@ def grant_member(uid: str, client_id: str, grant_id: str) -> str:
     return f"{uid};;{client_id};;{grant_id}"
 
 
-def _node(pair: Sequence[bytes | str | None]) -> StoredNode:
+async def read_nodes(
+    client: RedisClient,
+    node_keys: Sequence[str],
+    values: Sequence[object] | None = None,
+) -> list[StoredNode]:
+    """Parse nodes read with GET, reading them with GET first if `values` is None.
+
+    A GET of a node in the old hash layout fails with WRONGTYPE, so those
+    nodes are read again with HMGET, in one more round trip.
+    """
+    if values is None:
+        values = await _read_all(client, "get", node_keys)
+    nodes: dict[str, StoredNode] = {}
+    old = []
+    for key, value in zip(node_keys, values, strict=True):
+        if _wrong_type(value):
+            old.append(key)
+        else:
+            nodes[key] = _string_node(value)
+    if not old:
+        return [nodes[key] for key in node_keys]
+
+    moved = []
+    for key, pair in zip(old, await _read_all(client, "hmget", old), strict=True):
+        if _wrong_type(pair):
+            moved.append(key)
+        else:
+            nodes[key] = _hash_node(pair)
+    # A commit may have replaced the hash with a string in between. Commits
+    # never write a hash, so a second GET settles it.
+    if moved:
+        for key, value in zip(
+            moved, await _read_all(client, "get", moved), strict=True
+        ):
+            nodes[key] = _string_node(value)
+    return [nodes[key] for key in node_keys]
+
+
+async def _read_all(
+    client: RedisClient, command: Literal["get", "hmget"], node_keys: Sequence[str]
+) -> list[Any]:
+    async with client.pipeline(transaction=False) as pipe:
+        for key in node_keys:
+            if command == "get":
+                pipe.get(key)
+            else:
+                pipe.hmget(key, "v", "d")
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+    return results
+
+
+def _wrong_type(value: object) -> bool:
+    return isinstance(value, ResponseError) and str(value).startswith("WRONGTYPE")
+
+
+def _raise_errors(results: Sequence[Any]) -> list[Any]:
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return list(results)
+
+
+def _string_node(value: object) -> StoredNode:
+    if isinstance(value, Exception):
+        raise value
+    if value is None:
+        return StoredNode()
+    if not isinstance(value, bytes | str):
+        raise TypeError(f"session node value has type {type(value).__name__}")
+    version, separator, data = _bytes(value).partition(b"|")
+    if not separator:
+        raise node_codec.UnknownNodeFormat("stored session node has no version")
+    return StoredNode(version=int(version), data=node_codec.decode(data))
+
+
+def _hash_node(pair: Sequence[bytes | str | None] | Exception) -> StoredNode:
+    if isinstance(pair, Exception):
+        raise pair
     version, data = pair
     if version is None or data is None:
         return StoredNode()
-    return StoredNode(version=int(version), data=_bytes(data))
+    return StoredNode(version=int(version), data=node_codec.decode(_bytes(data)))
 
 
 def _bytes(value: bytes | str) -> bytes:

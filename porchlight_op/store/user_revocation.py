@@ -26,6 +26,7 @@ from .sessions import (
     client_node_key,
     client_subordinates_key,
     grant_key,
+    read_nodes,
     user_node_key,
     user_subordinates_key,
 )
@@ -179,11 +180,9 @@ class UserRevocation:
         grant_ids = [_text(member).rpartition(DIVIDER)[2] for member in members]
         if not grant_ids:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for grant_id in grant_ids:
-                pipe.hget(grant_key(sub, client_id, grant_id), "d")
-            documents = await pipe.execute()
-        return [_bytes(document) for document in documents if document is not None]
+        grant_keys = [grant_key(sub, client_id, grant_id) for grant_id in grant_ids]
+        stored = await read_nodes(self._redis, grant_keys)
+        return [node.data for node in stored if node.data is not None]
 
     async def consents(self, sub: str) -> dict[str, set[str]]:
         """Return the scopes the user consented to, per registered client."""
@@ -290,10 +289,6 @@ def _member_client(member: bytes | str) -> str | None:
     except (TypeError, ValueError):
         return None
     return str(client_id)
-
-
-def _bytes(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()
 
 
 def _text(value: bytes | str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisClusterException, RedisError
 
-from .. import errors
+from .. import errors, fastjson
 from ..log import WEB
 from . import params as parsing
 from .keys import PROVIDER, REDIS, REQUEST_ID
@@ -20,15 +20,28 @@ logger = logging.getLogger(WEB)
 METADATA_CACHE = {"Cache-Control": "public, max-age=300"}
 
 
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """Build a JSON response as web.json_response does, encoded by orjson."""
+    return web.Response(
+        body=fastjson.dumps(body),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+        charset="utf-8",
+    )
+
+
 async def discovery(request: web.Request) -> web.Response:
     """GET /.well-known/openid-configuration (OIDC Discovery 4)."""
     info = request.app[PROVIDER].provider_info()
-    return web.json_response(info, headers=METADATA_CACHE)
+    return json_response(info, headers=METADATA_CACHE)
 
 
 async def jwks(request: web.Request) -> web.Response:
     """GET /jwks: the public keys ID tokens are signed with."""
-    return web.json_response(request.app[PROVIDER].jwks(), headers=METADATA_CACHE)
+    return json_response(request.app[PROVIDER].jwks(), headers=METADATA_CACHE)
 
 
 async def token(request: web.Request) -> web.Response:
@@ -46,7 +59,7 @@ async def token(request: web.Request) -> web.Response:
             response.headers["WWW-Authenticate"] = 'Basic realm="porchlight"'
         logger.info("client authentication failed request_id=%s", request[REQUEST_ID])
         return response
-    return web.json_response(body, headers=NO_STORE)
+    return json_response(body, headers=NO_STORE)
 
 
 async def userinfo(request: web.Request) -> web.Response:
@@ -57,7 +70,7 @@ async def userinfo(request: web.Request) -> web.Response:
         return _bearer_error(exc)
     if access_token is None:
         # RFC 6750 3.1: no error code when the request had no credentials.
-        return web.json_response(
+        return json_response(
             {"error": "invalid_token", "error_description": "no access token"},
             status=401,
             headers={**NO_STORE, "WWW-Authenticate": 'Bearer realm="porchlight"'},
@@ -66,7 +79,7 @@ async def userinfo(request: web.Request) -> web.Response:
         claims = await request.app[PROVIDER].userinfo(access_token)
     except errors.InvalidToken as exc:
         return _bearer_error(exc)
-    return web.json_response(claims, headers=NO_STORE)
+    return json_response(claims, headers=NO_STORE)
 
 
 async def _bearer_token(request: web.Request) -> str | None:

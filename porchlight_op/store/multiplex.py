@@ -175,6 +175,9 @@ class SharedConnection(asyncio.Protocol):
             future, _ = self._waiting.popleft()
             if not future.done():
                 future.set_exception(error)
+                # Marked as retrieved: the caller of a cancelled request never
+                # awaits it, and asyncio would log the error at collection.
+                future.exception()
         if self._transport is not None:
             self._transport.abort()
 

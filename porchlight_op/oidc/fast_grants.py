@@ -146,20 +146,19 @@ class FastGrants:
         path: GrantPath,
         stored: StoredNode,
     ) -> Body | None:
-        invalid = errors.InvalidGrant("the code is invalid or expired")
         now = int(time.time())
         document = _plain_document(stored)
         if document is None:
-            raise invalid
+            raise _invalid_code()
         request = authorization_request(document)
         verifier = form.get("code_verifier")
         if verifier is not None and "code_challenge" not in request:
             # RFC 9700 4.8.2: a verifier without a challenge is a downgrade.
-            raise invalid
+            raise _invalid_code()
 
         found = documents.find(document, token_digest(form["code"]))
         if found is None or found[1].get("token_class") != "authorization_code":
-            raise invalid
+            raise _invalid_code()
         code = found[1]
         if code.get("used"):
             # RFC 6749 4.1.2: a replayed code revokes what it produced, and
@@ -167,15 +166,15 @@ class FastGrants:
             if not await self._delete(path, stored):
                 return None
             security_event("code_reuse", client_id=client.client_id, sub=path.uid)
-            raise invalid
+            raise _invalid_code()
         if not documents.is_active(code, now) or not documents.is_active(document, now):
-            raise invalid
+            raise _invalid_code()
         _check_pkce(request, verifier)
         if (
             "redirect_uri" in request
             and form["redirect_uri"] != request["redirect_uri"]
         ):
-            raise invalid
+            raise _invalid_code()
 
         uses = code.get("used", 0)
         body = self._mint_for_code(client, document, code, path, now)
@@ -207,7 +206,7 @@ class FastGrants:
         )
         grant_scope = list(document.get("scope") or [])
 
-        access = self._add_access_token(document, code, path, scope, now)
+        access, _ = self._add_access_token(document, code, path, scope, now)
         body: Body = {"token_type": "Bearer", "scope": " ".join(grant_scope)}
         body.update(access)
         if "offline_access" in grant_scope and "refresh_token" in mints:
@@ -232,11 +231,10 @@ class FastGrants:
         path: GrantPath,
         stored: StoredNode,
     ) -> Body | None:
-        invalid = errors.InvalidGrant("the refresh token is invalid or expired")
         now = int(time.time())
         document = _plain_document(stored)
         if document is None:
-            raise invalid
+            raise _invalid_refresh_token()
 
         found = documents.find(document, token_digest(form["refresh_token"]))
         if found is None or not documents.is_active(found[1], now):
@@ -247,12 +245,12 @@ class FastGrants:
             security_event(
                 "refresh_token_reuse", client_id=client.client_id, sub=path.uid
             )
-            raise invalid
+            raise _invalid_refresh_token()
         token = found[1]
         if token.get("token_class") != "refresh_token" or not documents.is_active(
             document, now
         ):
-            raise invalid
+            raise _invalid_refresh_token()
 
         allowed = documents.find_scope(document, token.get("based_on"))
         scope = allowed
@@ -279,7 +277,9 @@ class FastGrants:
         mints = (token.get("usage_rules") or {}).get("supports_minting") or []
         if "access_token" not in mints:
             raise _Fallback
-        access = self._add_access_token(document, token, path, scope, now)
+        access, access_digest = self._add_access_token(
+            document, token, path, scope, now
+        )
         body: Body = {"token_type": "Bearer", "scope": " ".join(scope)}
         body.update(access)
         if "refresh_token" in mints and "offline_access" in scope:
@@ -296,7 +296,7 @@ class FastGrants:
         # Rotation: the presented token is spent (revoke_refresh_on_issue),
         # and the grant keeps only the access token issued now.
         token["revoked"] = True
-        documents.revoke_access_tokens(document, token_digest(access["access_token"]))
+        documents.revoke_access_tokens(document, access_digest)
         return body
 
     # -- minting into the document --
@@ -308,14 +308,16 @@ class FastGrants:
         path: GrantPath,
         scope: list[str],
         now: int,
-    ) -> Body:
+    ) -> tuple[Body, str]:
+        """Mint an access token into the grant; return the response part and digest."""
         lifetime = documents.lifetime(document, "access_token")
         value = self._minter.access_token(
             document, path.session_id, scope, lifetime, now
         )
+        digest = token_digest(value)
         entry = documents.new_token(
             "access_token",
-            token_digest(value),
+            digest,
             parent["value"],
             scope,
             documents.copy_rules(_grant_rules(document, "access_token")),
@@ -327,7 +329,7 @@ class FastGrants:
         answer: Body = {"access_token": value}
         if lifetime:
             answer["expires_in"] = lifetime
-        return answer
+        return answer, digest
 
     def _add_refresh_token(
         self,
@@ -386,6 +388,15 @@ class FastGrants:
         return await self._runner.store.commit_grant(
             path.uid, path.client_id, path.grant_id, stored.version, None, 0
         )
+
+
+def _invalid_code() -> errors.InvalidGrant:
+    # Built only when raised, because most requests succeed.
+    return errors.InvalidGrant("the code is invalid or expired")
+
+
+def _invalid_refresh_token() -> errors.InvalidGrant:
+    return errors.InvalidGrant("the refresh token is invalid or expired")
 
 
 def _plain_document(stored: StoredNode) -> documents.Document | None:

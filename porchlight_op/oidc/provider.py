@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from cryptojwt.key_jar import IssuerNotFound
 from idpyoidc.message import Message
 from idpyoidc.server import Server
 from idpyoidc.server.authn_event import create_authn_event
@@ -157,6 +158,7 @@ class Provider:
         )
         # A session id always decrypts to the same path, and decrypting costs
         # more than a lookup. Failures raise, so they are not cached.
+        self._jwks: tuple[Any, dict[str, Any]] | None = None
         self._grant_path = functools.lru_cache(maxsize=SESSION_PATH_CACHE)(
             self._decrypt_grant_path
         )
@@ -662,11 +664,22 @@ class Provider:
         }
 
     def jwks(self) -> dict[str, Any]:
-        """Return the public keys: next, current and retired signing keys."""
-        keys: dict[str, Any] = self.server.keyjar.export_jwks(
-            private=False, issuer_id=self.issuer
-        )
-        return keys
+        """Return the public keys: next, current and retired signing keys.
+
+        The export is kept until the keyring follower installs a new key
+        issuer (oidc/keyring.py replaces the object, never edits it), because
+        serialising the keys took a tenth of the CPU of a JWKS request.
+        """
+        try:
+            published = self.server.keyjar[self.issuer]
+        except IssuerNotFound:
+            published = None  # no keys installed yet: export what there is
+        if published is None or self._jwks is None or self._jwks[0] is not published:
+            keys: dict[str, Any] = self.server.keyjar.export_jwks(
+                private=False, issuer_id=self.issuer
+            )
+            self._jwks = (published, keys)
+        return self._jwks[1]
 
     # -- helpers --
 

@@ -186,8 +186,8 @@ class Lane:
         self._kwargs = kwargs
         self._timeout = timeout
         self._connection: SharedConnection | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._opening: asyncio.Future[SharedConnection] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # of _connection
+        self._opening: asyncio.Task[SharedConnection] | None = None
 
     async def call(self, args: Sequence[Any]) -> Any:
         """Send one command and return its reply (an error reply is returned)."""
@@ -208,6 +208,10 @@ class Lane:
 
     def close(self) -> None:
         """Close the shared connection; waiting callers get a ConnectionError."""
+        if self._loop is not None and self._loop.is_closed():
+            # Closed from another event loop than the one that opened it.
+            self._drop_foreign()
+            return
         connection, self._connection = self._connection, None
         if connection is not None and not connection.closed:
             connection.abort(RedisConnectionError("the Redis client was closed"))
@@ -226,26 +230,33 @@ class Lane:
         return connection.send(packed, len(commands))
 
     async def _open(self) -> SharedConnection:
-        # Callers that arrive while the connection opens wait for that one.
-        if self._opening is not None:
-            return await asyncio.shield(self._opening)
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            # A connection of another event loop cannot be used or closed here.
-            self._connection = None
-        self._opening = opening = loop.create_future()
+        if self._loop is not None and self._loop is not loop:
+            # A connection of another event loop cannot be used here.
+            self._drop_foreign()
+        # Callers that arrive while the connection opens wait for that one. The
+        # connection opens in a task of its own, so a caller that is cancelled
+        # (a client that went away) stops waiting without failing the others.
+        opening = self._opening
+        if opening is None or opening.get_loop() is not loop:
+            opening = loop.create_task(self._open_for(loop))
+            opening.add_done_callback(_retrieve_exception)
+            self._opening = opening
+        return await asyncio.shield(opening)
+
+    async def _open_for(self, loop: asyncio.AbstractEventLoop) -> SharedConnection:
         try:
             connection = await self._connect()
-        except BaseException as err:
-            opening.set_exception(err)
-            opening.exception()  # marked as retrieved when no other caller waits
-            raise
         finally:
             self._opening = None
         self.close()
         self._connection, self._loop = connection, loop
-        opening.set_result(connection)
         return connection
+
+    def _drop_foreign(self) -> None:
+        # Its transport cannot be closed outside its event loop, so the garbage
+        # collector closes the socket (with a ResourceWarning).
+        self._connection = self._loop = self._opening = None
 
     async def _connect(self) -> SharedConnection:
         loop = asyncio.get_running_loop()
@@ -330,12 +341,15 @@ class MultiplexedRedis(redis.asyncio.Redis):
         **kwargs: Any,
     ) -> None:
         super().__init__(connection_pool=connection_pool, **kwargs)
-        self._lane = Lane(dict(connection_pool.connection_kwargs), timeout)
+        self._lane: Lane | None = None
+        if _lane_can_connect(connection_pool):
+            self._lane = Lane(dict(connection_pool.connection_kwargs), timeout)
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         name = args[0]
         if (
-            _command_word(name) in EXCLUSIVE
+            self._lane is None
+            or _command_word(name) in EXCLUSIVE
             or NEVER_DECODE in options
             or self.single_connection_client
         ):
@@ -359,8 +373,29 @@ class MultiplexedRedis(redis.asyncio.Redis):
         return pipe
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        self._lane.close()
+        if self._lane is not None:
+            self._lane.close()
         await super().aclose(close_connection_pool)
+
+
+def _lane_can_connect(pool: redis.asyncio.ConnectionPool) -> bool:
+    """Whether the shared connection can open what the pool's connections open.
+
+    It speaks plain TCP or a unix socket with a password from the URL. TLS
+    (rediss://) and credential providers stay with the pool, else the password
+    would go out in clear text or not at all.
+    """
+    plain = (redis.asyncio.Connection, redis.asyncio.UnixDomainSocketConnection)
+    return (
+        pool.connection_class in plain
+        and pool.connection_kwargs.get("credential_provider") is None
+    )
+
+
+def _retrieve_exception(task: asyncio.Task[SharedConnection]) -> None:
+    # Every caller may have stopped waiting; the failure then goes unread.
+    if not task.cancelled():
+        task.exception()
 
 
 async def _parsed(callbacks: Any, name: Any, reply: Any, options: Any) -> Any:

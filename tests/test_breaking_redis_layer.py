@@ -243,6 +243,26 @@ async def test_scripts_reload_after_flush_concurrently(shared, redis) -> None:
     assert sorted(results) == list(range(2, 42))
 
 
+@pytest.mark.parametrize("command", ["UNSUBSCRIBE", "PUNSUBSCRIBE"])
+async def test_push_reply_command_spares_shared_connection(
+    redis_server, redis, command: str
+) -> None:
+    await _fill(redis, 20)
+    client = _client(redis_server, timeout=1)
+    await client.ping()
+
+    # In RESP3 these reply with a push message, which is no command's reply.
+    # redis-py's own connection then times out, so only the others count.
+    outcome = asyncio.create_task(client.execute_command(command))
+    results = await asyncio.gather(*(_get_own(client, i) for i in range(20)))
+    await asyncio.wait_for(asyncio.gather(outcome, return_exceptions=True), 3)
+    later = await asyncio.gather(*(_get_own(client, i) for i in range(20)))
+    await client.aclose()
+
+    assert all(result is True for result in results)
+    assert all(result is True for result in later)
+
+
 # -- connecting --
 
 

@@ -52,7 +52,8 @@ from porchlight_op import log
 logger = logging.getLogger(log.STORE)
 
 # Commands that must have a connection to themselves: they block, belong to a
-# transaction, or change what later commands on the connection mean.
+# transaction, change what later commands on the connection mean, or reply
+# with RESP3 push messages, which the shared connection skips as no reply.
 EXCLUSIVE = frozenset(
     {
         "AUTH",
@@ -71,11 +72,17 @@ EXCLUSIVE = frozenset(
         "MONITOR",
         "MULTI",
         "PSUBSCRIBE",
+        "PSYNC",
+        "PUNSUBSCRIBE",
         "QUIT",
+        "REPLCONF",
         "RESET",
         "SELECT",
         "SSUBSCRIBE",
         "SUBSCRIBE",
+        "SUNSUBSCRIBE",
+        "SYNC",
+        "UNSUBSCRIBE",
         "UNWATCH",
         "WAIT",
         "WAITAOF",

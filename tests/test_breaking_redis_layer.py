@@ -190,8 +190,8 @@ async def test_restart_with_requests_in_flight(own_redis) -> None:
     own_redis.kill()
     results = await asyncio.gather(*tasks)
     own_redis.start()
-    # A worker that serves requests reads the end of file from the old server
-    # before the next request comes; here the test gives it that chance.
+    # A serving worker reads the old server's end of file before its next
+    # request. The test gives the event loop that chance.
     await asyncio.sleep(0.1)
 
     for result in results:

@@ -261,8 +261,8 @@ class Lane:
         return connection
 
     def _drop_foreign(self) -> None:
-        # Its transport cannot be closed outside its event loop, so the garbage
-        # collector closes the socket (with a ResourceWarning).
+        # The old transport cannot be closed outside its event loop, so the
+        # garbage collector closes its socket (with a ResourceWarning).
         self._connection = self._loop = self._opening = None
 
     async def _connect(self) -> SharedConnection:

@@ -9,6 +9,7 @@ import random
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -217,6 +218,22 @@ async def test_timeout_fails_queued_then_recovers(redis_server, redis) -> None:
     fresh = await asyncio.gather(*(_get_own(client, i) for i in range(IN_FLIGHT)))
     assert all(result is True for result in fresh)
     await client.aclose()
+
+
+async def test_busy_event_loop_is_no_redis_timeout(redis_server, redis) -> None:
+    await _fill(redis, 1)
+    client = _client(redis_server, timeout=0.5)
+    await client.ping()
+
+    async def busy_handler() -> None:
+        # A handler that holds the event loop longer than the socket timeout,
+        # after the GET was sent but before it was written.
+        time.sleep(0.8)
+
+    results = await asyncio.gather(_get_own(client, 0), busy_handler())
+    await client.aclose()
+
+    assert results[0] is True
 
 
 async def test_aclose_fails_requests_in_flight(shared, redis) -> None:

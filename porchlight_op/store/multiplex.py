@@ -28,6 +28,7 @@ import asyncio
 import collections
 import inspect
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -101,9 +102,12 @@ class SharedConnection(asyncio.Protocol):
         self._reader = hiredis.Reader(
             protocolError=InvalidResponse, replyError=BaseParser.parse_error
         )
-        self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = (
+        # Each caller's future, with the time its command was written. The
+        # commands of one write share that one-item list, math.inf until then.
+        self._waiting: collections.deque[tuple[asyncio.Future[Any], list[float]]] = (
             collections.deque()
         )
+        self._written_at: list[float] = [math.inf]
         self._transport: asyncio.Transport | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._unwritten: list[bytes] = []
@@ -143,20 +147,24 @@ class SharedConnection(asyncio.Protocol):
         if self.closed or self._transport is None:
             raise RedisConnectionError("the shared Redis connection is closed")
         loop = asyncio.get_running_loop()
-        sent_at = loop.time()
         futures = [loop.create_future() for _ in range(count)]
         # Commands sent during one pass of the event loop leave in one write,
         # which saves system calls on both ends when many requests are in flight.
         if not self._unwritten:
             loop.call_soon(self._write)
+            self._written_at = [math.inf]
         self._unwritten.append(packed)
-        self._waiting.extend((future, sent_at) for future in futures)
+        written_at = self._written_at
+        self._waiting.extend((future, written_at) for future in futures)
         if self._timeout is not None and self._watchdog is None:
             self._watchdog = loop.call_later(self._timeout, self._check_overdue)
         return futures
 
     def _write(self) -> None:
         chunks, self._unwritten = self._unwritten, []
+        # The timeout counts from here: a handler that held the event loop
+        # between send() and this write did not make Redis slow.
+        self._written_at[0] = asyncio.get_running_loop().time()
         if self._transport is not None and not self.closed:
             self._transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
@@ -165,8 +173,13 @@ class SharedConnection(asyncio.Protocol):
         if not self._waiting or self._timeout is None:
             return
         loop = asyncio.get_running_loop()
-        overdue_at = self._waiting[0][1] + self._timeout
-        if loop.time() >= overdue_at:
+        now = loop.time()
+        written_at = self._waiting[0][1][0]
+        if written_at == math.inf:
+            # The oldest command waits for its write, which is due in this pass.
+            written_at = now
+        overdue_at = written_at + self._timeout
+        if now >= overdue_at:
             self.abort(RedisTimeoutError("Timeout reading from Redis"))
             return
         self._watchdog = loop.call_at(overdue_at, self._check_overdue)

@@ -10,15 +10,25 @@ import socket
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+import test_races
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis_process import RedisProcess
+from support import REDIRECT_URI
+from test_races import (
+    RACERS,
+    _fresh_tokens,
+    _new_code,
+    _outcomes,
+    _race,
+)
 
 from porchlight_op.settings import load_settings
 from porchlight_op.store import node_codec
@@ -413,3 +423,53 @@ async def test_old_and_new_nodes_commit_together(shared, redis) -> None:
     assert right is None
     assert [node.version for node in nodes] == [8, 2]
     assert 0 < await redis.ttl(old_key) <= 600
+
+
+# -- old hash nodes raced across processes --
+
+OLD_LAYOUT_ROUNDS = 10
+# The fixture of three OP processes on one Redis, under this module's name.
+race_cluster = test_races.cluster
+
+
+async def _grants_to_old_layout(redis: aioredis.Redis) -> None:
+    """Rewrite every grant as the hash of plain JSON written before strings."""
+    found = [key.decode() async for key in redis.scan_iter(match="pl:{*}:s:g:*")]
+    grant_keys = [key for key in found if await redis.type(key) == b"string"]
+    for key, node in zip(grant_keys, await read_nodes(redis, grant_keys), strict=True):
+        ttl = await redis.ttl(key)
+        await redis.delete(key)
+        await redis.hset(key, mapping={"v": node.version, "d": node.data or b""})
+        await redis.expire(key, ttl)
+
+
+@pytest.mark.slow
+async def test_old_layout_code_redeemed_once_under_race(race_cluster, redis) -> None:
+    servers, rp, browser, _ = race_cluster
+
+    for _ in range(OLD_LAYOUT_ROUNDS):
+        code = await _new_code(rp, browser)
+        await _grants_to_old_layout(redis)
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": rp.verifier or "",
+        }
+        counts = _outcomes(await _race(servers, "/token", form, "rp-a"))
+
+        assert counts == Counter({"ok": 1, "invalid_grant": RACERS - 1}), counts
+
+
+@pytest.mark.slow
+async def test_old_layout_refresh_single_use_under_race(race_cluster, redis) -> None:
+    servers, rp, browser, _ = race_cluster
+
+    for _ in range(OLD_LAYOUT_ROUNDS):
+        tokens = await _fresh_tokens(servers, rp, browser)
+        await _grants_to_old_layout(redis)
+        form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+        counts = _outcomes(await _race(servers, "/token", form, "rp-a"))
+
+        assert counts["ok"] <= 1, counts
+        assert set(counts) <= {"ok", "invalid_grant"}, counts

@@ -236,7 +236,7 @@ async def test_busy_event_loop_is_no_redis_timeout(redis_server, redis) -> None:
     await client.ping()
 
     async def busy_handler() -> None:
-        # A handler that holds the event loop longer than the socket timeout,
+        # A handler that blocks the event loop longer than the socket timeout,
         # after the GET was sent but before it was written.
         time.sleep(0.8)
 

@@ -28,6 +28,7 @@ import asyncio
 import collections
 import inspect
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,7 +53,8 @@ from porchlight_op import log
 logger = logging.getLogger(log.STORE)
 
 # Commands that must have a connection to themselves: they block, belong to a
-# transaction, or change what later commands on the connection mean.
+# transaction, change what later commands on the connection mean, or reply
+# with RESP3 push messages, which the shared connection skips as no reply.
 EXCLUSIVE = frozenset(
     {
         "AUTH",
@@ -71,11 +73,17 @@ EXCLUSIVE = frozenset(
         "MONITOR",
         "MULTI",
         "PSUBSCRIBE",
+        "PSYNC",
+        "PUNSUBSCRIBE",
         "QUIT",
+        "REPLCONF",
         "RESET",
         "SELECT",
         "SSUBSCRIBE",
         "SUBSCRIBE",
+        "SUNSUBSCRIBE",
+        "SYNC",
+        "UNSUBSCRIBE",
         "UNWATCH",
         "WAIT",
         "WAITAOF",
@@ -94,9 +102,12 @@ class SharedConnection(asyncio.Protocol):
         self._reader = hiredis.Reader(
             protocolError=InvalidResponse, replyError=BaseParser.parse_error
         )
-        self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = (
+        # Each caller's future, with the time its command was written. The
+        # commands of one write share that one-item list, math.inf until then.
+        self._waiting: collections.deque[tuple[asyncio.Future[Any], list[float]]] = (
             collections.deque()
         )
+        self._written_at: list[float] = [math.inf]
         self._transport: asyncio.Transport | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._unwritten: list[bytes] = []
@@ -136,20 +147,24 @@ class SharedConnection(asyncio.Protocol):
         if self.closed or self._transport is None:
             raise RedisConnectionError("the shared Redis connection is closed")
         loop = asyncio.get_running_loop()
-        sent_at = loop.time()
         futures = [loop.create_future() for _ in range(count)]
         # Commands sent during one pass of the event loop leave in one write,
         # which saves system calls on both ends when many requests are in flight.
         if not self._unwritten:
             loop.call_soon(self._write)
+            self._written_at = [math.inf]
         self._unwritten.append(packed)
-        self._waiting.extend((future, sent_at) for future in futures)
+        written_at = self._written_at
+        self._waiting.extend((future, written_at) for future in futures)
         if self._timeout is not None and self._watchdog is None:
             self._watchdog = loop.call_later(self._timeout, self._check_overdue)
         return futures
 
     def _write(self) -> None:
         chunks, self._unwritten = self._unwritten, []
+        # The timeout counts from here: a handler that held the event loop
+        # between send() and this write did not make Redis slow.
+        self._written_at[0] = asyncio.get_running_loop().time()
         if self._transport is not None and not self.closed:
             self._transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
@@ -158,8 +173,13 @@ class SharedConnection(asyncio.Protocol):
         if not self._waiting or self._timeout is None:
             return
         loop = asyncio.get_running_loop()
-        overdue_at = self._waiting[0][1] + self._timeout
-        if loop.time() >= overdue_at:
+        now = loop.time()
+        written_at = self._waiting[0][1][0]
+        if written_at == math.inf:
+            # The oldest command waits for its write, which is due in this pass.
+            written_at = now
+        overdue_at = written_at + self._timeout
+        if now >= overdue_at:
             self.abort(RedisTimeoutError("Timeout reading from Redis"))
             return
         self._watchdog = loop.call_at(overdue_at, self._check_overdue)
@@ -189,8 +209,8 @@ class Lane:
         self._kwargs = kwargs
         self._timeout = timeout
         self._connection: SharedConnection | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._opening: asyncio.Future[SharedConnection] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # of _connection
+        self._opening: asyncio.Task[SharedConnection] | None = None
 
     async def call(self, args: Sequence[Any]) -> Any:
         """Send one command and return its reply (an error reply is returned)."""
@@ -211,6 +231,10 @@ class Lane:
 
     def close(self) -> None:
         """Close the shared connection; waiting callers get a ConnectionError."""
+        if self._loop is not None and self._loop.is_closed():
+            # Closed from another event loop than the one that opened it.
+            self._drop_foreign()
+            return
         connection, self._connection = self._connection, None
         if connection is not None and not connection.closed:
             connection.abort(RedisConnectionError("the Redis client was closed"))
@@ -229,26 +253,33 @@ class Lane:
         return connection.send(packed, len(commands))
 
     async def _open(self) -> SharedConnection:
-        # Callers that arrive while the connection opens wait for that one.
-        if self._opening is not None:
-            return await asyncio.shield(self._opening)
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            # A connection of another event loop cannot be used or closed here.
-            self._connection = None
-        self._opening = opening = loop.create_future()
+        if self._loop is not None and self._loop is not loop:
+            # A connection of another event loop cannot be used here.
+            self._drop_foreign()
+        # Callers that arrive while the connection opens wait for that one. The
+        # connection opens in a task of its own, so a caller that is cancelled
+        # (a client that went away) stops waiting without failing the others.
+        opening = self._opening
+        if opening is None or opening.get_loop() is not loop:
+            opening = loop.create_task(self._open_for(loop))
+            opening.add_done_callback(_retrieve_exception)
+            self._opening = opening
+        return await asyncio.shield(opening)
+
+    async def _open_for(self, loop: asyncio.AbstractEventLoop) -> SharedConnection:
         try:
             connection = await self._connect()
-        except BaseException as err:
-            opening.set_exception(err)
-            opening.exception()  # marked as retrieved when no other caller waits
-            raise
         finally:
             self._opening = None
         self.close()
         self._connection, self._loop = connection, loop
-        opening.set_result(connection)
         return connection
+
+    def _drop_foreign(self) -> None:
+        # The old transport cannot be closed outside its event loop, so the
+        # garbage collector closes its socket (with a ResourceWarning).
+        self._connection = self._loop = self._opening = None
 
     async def _connect(self) -> SharedConnection:
         loop = asyncio.get_running_loop()
@@ -333,12 +364,15 @@ class MultiplexedRedis(redis.asyncio.Redis):
         **kwargs: Any,
     ) -> None:
         super().__init__(connection_pool=connection_pool, **kwargs)
-        self._lane = Lane(dict(connection_pool.connection_kwargs), timeout)
+        self._lane: Lane | None = None
+        if _lane_can_connect(connection_pool):
+            self._lane = Lane(dict(connection_pool.connection_kwargs), timeout)
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         name = args[0]
         if (
-            _command_word(name) in EXCLUSIVE
+            self._lane is None
+            or _command_word(name) in EXCLUSIVE
             or NEVER_DECODE in options
             or self.single_connection_client
         ):
@@ -362,8 +396,29 @@ class MultiplexedRedis(redis.asyncio.Redis):
         return pipe
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        self._lane.close()
+        if self._lane is not None:
+            self._lane.close()
         await super().aclose(close_connection_pool)
+
+
+def _lane_can_connect(pool: redis.asyncio.ConnectionPool) -> bool:
+    """Whether the shared connection can open what the pool's connections open.
+
+    It speaks plain TCP or a unix socket with a password from the URL. TLS
+    (rediss://) and credential providers stay with the pool, else the password
+    would go out in clear text or not at all.
+    """
+    plain = (redis.asyncio.Connection, redis.asyncio.UnixDomainSocketConnection)
+    return (
+        pool.connection_class in plain
+        and pool.connection_kwargs.get("credential_provider") is None
+    )
+
+
+def _retrieve_exception(task: asyncio.Task[SharedConnection]) -> None:
+    # Every caller may have stopped waiting; the failure then goes unread.
+    if not task.cancelled():
+        task.exception()
 
 
 async def _parsed(callbacks: Any, name: Any, reply: Any, options: Any) -> Any:

@@ -64,6 +64,7 @@ def edge_middleware(
             if is_cors:
                 cors.add_headers(exc, allowed)
             exc.headers.update(SECURITY_HEADERS)
+            exc.headers["X-Request-ID"] = request_id
             raise
 
         response.headers.update(SECURITY_HEADERS)

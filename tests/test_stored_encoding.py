@@ -65,6 +65,28 @@ def test_codec_reads_plain_json():
     assert node_codec.decode(document) == document
 
 
+def test_codec_reads_earlier_deflate_nodes():
+    document = b'{"extra_args":{},"id":"alice","revoked":false,"type":"x"}'
+
+    packed = node_codec.deflate_encode(document)
+
+    assert packed[:1] == node_codec.MARKER_1
+    assert node_codec.decode(packed) == document
+
+
+def test_codec_writes_lz4_nodes():
+    document = b'{"extra_args":{},"id":"alice","revoked":false,"type":"x"}'
+
+    assert node_codec.encode(document)[:1] == node_codec.MARKER_2
+
+
+def test_codec_rejects_oversized_length_header():
+    header = (node_codec.MAX_NODE_BYTES + 1).to_bytes(4, "little")
+
+    with pytest.raises(node_codec.UnknownNodeFormat):
+        node_codec.decode(node_codec.MARKER_2 + header + b"\x00")
+
+
 def test_codec_rejects_unknown_marker():
     with pytest.raises(node_codec.UnknownNodeFormat):
         node_codec.decode(b"\x7fnot a node")

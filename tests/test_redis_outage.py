@@ -98,7 +98,7 @@ async def test_redis_down_gives_quick_503_then_recovers(fragile_op, own_redis):
     assert ready_again.status_code == 200
 
 
-async def test_cors_request_while_redis_is_down_gets_503(fragile_op, own_redis):
+async def test_cors_during_outage_gets_503(fragile_op, own_redis):
     token = await _signed_in_tokens(fragile_op)
     headers = {
         "Authorization": f"Bearer {token['access_token']}",

@@ -309,7 +309,7 @@ class FastGrants:
         scope: list[str],
         now: int,
     ) -> tuple[Body, str]:
-        """Mint an access token into the grant; return the response part and digest."""
+        """Mint an access token into the grant and return its fields and digest."""
         lifetime = documents.lifetime(document, "access_token")
         value = self._minter.access_token(
             document, path.session_id, scope, lifetime, now

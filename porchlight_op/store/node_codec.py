@@ -11,7 +11,7 @@ DEFLATE per grant and stores about 90 bytes more; DEFLATE (marker 1), which
 earlier versions wrote, and plain JSON, which starts with "{", are still read.
 
 Only store/sessions.py calls this module, so every caller above the store
-sees JSON bytes.
+gets JSON bytes.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ _ZDICT_1 = (
     b'"supports_minting":["access_token","refresh_token","id_token"]}},"used":0}'
 )
 
-# The largest node LZ4 is asked to restore; its size header is checked against it.
+# The largest node LZ4 is asked to restore. A block's size header must not exceed it.
 MAX_NODE_BYTES = 16 * 1024 * 1024
 
 

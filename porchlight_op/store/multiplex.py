@@ -10,7 +10,7 @@ callers in the same order. ioredis, which the reference OP's adapter in
 benchmarks/ uses, works the same way.
 
 `MultiplexedRedis` is a `redis.asyncio.Redis` whose plain commands and
-non-transactional pipelines take that shared connection; commands that block,
+non-transactional pipelines take that shared connection. Commands that block,
 hold a transaction or change connection state (WATCH, MULTI, BLPOP, SUBSCRIBE,
 SELECT and the like) still take a connection from the pool, so every redis-py
 method keeps working. Replies go through redis-py's own reply parser settings
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import logging
 import math
@@ -135,15 +136,22 @@ class SharedConnection(asyncio.Protocol):
                 if not future.done():
                     future.set_result(reply)
         except InvalidResponse as err:
+            logger.warning("invalid reply on the shared Redis connection: %s", err)
             self.abort(err)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            logger.warning(
+                "Redis closed the shared connection (%d commands waiting): %s",
+                len(self._waiting),
+                exc or "end of file",
+            )
         self.abort(RedisConnectionError("Redis closed the connection"))
 
     # -- sending --
 
     def send(self, packed: bytes, count: int) -> list[asyncio.Future[Any]]:
-        """Write packed commands; return one future per expected reply."""
+        """Write packed commands and return one future per expected reply."""
         if self.closed or self._transport is None:
             raise RedisConnectionError("the shared Redis connection is closed")
         loop = asyncio.get_running_loop()
@@ -180,7 +188,13 @@ class SharedConnection(asyncio.Protocol):
             written_at = now
         overdue_at = written_at + self._timeout
         if now >= overdue_at:
-            self.abort(RedisTimeoutError("Timeout reading from Redis"))
+            logger.warning(
+                "Redis reply timed out after %.1f s; closing the shared connection"
+                " (%d commands waiting)",
+                self._timeout,
+                len(self._waiting),
+            )
+            self.abort(RedisTimeoutError("Redis reply timed out"))
             return
         self._watchdog = loop.call_at(overdue_at, self._check_overdue)
 
@@ -224,13 +238,13 @@ class Lane:
             return [await future for future in futures]
         except BaseException:
             for future in futures:
-                # A broken connection fails them all; one raise is enough.
+                # A broken connection fails them all, and one raise is enough.
                 if future.done() and not future.cancelled():
                     future.exception()
             raise
 
     def close(self) -> None:
-        """Close the shared connection; waiting callers get a ConnectionError."""
+        """Close the shared connection, so waiting callers get a ConnectionError."""
         if self._loop is not None and self._loop.is_closed():
             # Closed from another event loop than the one that opened it.
             self._drop_foreign()
@@ -372,7 +386,7 @@ class MultiplexedRedis(redis.asyncio.Redis):
         name = args[0]
         if (
             self._lane is None
-            or _command_word(name) in EXCLUSIVE
+            or _is_exclusive(name)
             or NEVER_DECODE in options
             or self.single_connection_client
         ):
@@ -402,7 +416,7 @@ class MultiplexedRedis(redis.asyncio.Redis):
 
 
 def _lane_can_connect(pool: redis.asyncio.ConnectionPool) -> bool:
-    """Whether the shared connection can open what the pool's connections open.
+    """Tell whether the shared connection can open what the pool's connections open.
 
     It speaks plain TCP or a unix socket with a password from the URL. TLS
     (rediss://) and credential providers stay with the pool, else the password
@@ -432,9 +446,11 @@ async def _parsed(callbacks: Any, name: Any, reply: Any, options: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-def _command_word(name: Any) -> str:
+@functools.lru_cache(maxsize=256)
+def _is_exclusive(name: str | bytes) -> bool:
+    # Cached, because every command is checked and redis-py uses a few dozen names.
     word = name.decode() if isinstance(name, bytes) else str(name)
-    return word.split(maxsplit=1)[0].upper() if word else word
+    return bool(word) and word.split(maxsplit=1)[0].upper() in EXCLUSIVE
 
 
 def _pack(args: Sequence[Any]) -> bytes:

@@ -8,29 +8,16 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisClusterException, RedisError
 
-from .. import errors, fastjson
+from .. import errors
 from ..log import WEB
 from . import params as parsing
 from .keys import PROVIDER, REDIS, REQUEST_ID
-from .middlewares import NO_STORE, oauth_error
+from .middlewares import NO_STORE, json_response, oauth_error
 
 logger = logging.getLogger(WEB)
 
 # Metadata changes only with a new release or a key rotation.
 METADATA_CACHE = {"Cache-Control": "public, max-age=300"}
-
-
-def json_response(
-    body: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    """Build a JSON response as web.json_response does, encoded by orjson."""
-    return web.Response(
-        body=fastjson.dumps(body),
-        status=status,
-        headers=headers,
-        content_type="application/json",
-        charset="utf-8",
-    )
 
 
 async def discovery(request: web.Request) -> web.Response:
@@ -117,7 +104,7 @@ def _bearer_error(error: errors.OAuthError) -> web.Response:
 
 async def live(request: web.Request) -> web.Response:
     """GET /health/live: report that the process is running."""
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def ready(request: web.Request) -> web.Response:
@@ -127,5 +114,5 @@ async def ready(request: web.Request) -> web.Response:
         await request.app[REDIS].ping()
     except (RedisError, RedisClusterException) as exc:
         body = {"status": "unavailable", "redis": type(exc).__name__}
-        return web.json_response(body, status=503, headers={"Retry-After": "1"})
-    return web.json_response({"status": "ok", "redis": "ok"})
+        return json_response(body, status=503, headers={"Retry-After": "1"})
+    return json_response({"status": "ok", "redis": "ok"})

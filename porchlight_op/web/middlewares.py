@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 from redis.exceptions import RedisClusterException, RedisError
 
-from .. import errors, log
+from .. import errors, fastjson, log
 from ..log import WEB
 from .keys import REQUEST_ID
 from .params import MalformedParameters
@@ -94,12 +95,25 @@ def error_response(request: web.Request, exc: Exception) -> web.StreamResponse:
     return page(request, 500, "Server error", "Something went wrong on our side.")
 
 
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """Build a JSON response as web.json_response does, encoded by orjson."""
+    return web.Response(
+        body=fastjson.dumps(body),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+        charset="utf-8",
+    )
+
+
 def oauth_error(error: errors.OAuthError) -> web.Response:
     """Render a JSON error body as in RFC 6749 5.2."""
     headers = dict(NO_STORE)
     if error.status == 503:
         headers["Retry-After"] = "1"
-    return web.json_response(error.to_dict(), status=error.status, headers=headers)
+    return json_response(error.to_dict(), status=error.status, headers=headers)
 
 
 def unavailable(request: web.Request) -> web.Response:

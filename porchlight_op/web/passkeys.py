@@ -32,7 +32,7 @@ from . import register
 from .authorize import complete_login, login_again
 from .keys import ACCOUNTS, PASSKEYS, REDIS, REQUEST_ID, THROTTLE, WEBAUTHN
 from .login_session import check_csrf
-from .middlewares import NO_STORE
+from .middlewares import NO_STORE, json_response
 
 logger = logging.getLogger(WEB)
 
@@ -75,7 +75,7 @@ async def read_json(request: web.Request) -> dict[str, Any] | None:
 
 def json_reply(data: dict[str, Any], status: int = 200) -> web.Response:
     """Return a JSON response that no cache keeps."""
-    return web.json_response(data, status=status, headers=NO_STORE)
+    return json_response(data, status=status, headers=NO_STORE)
 
 
 def json_error(message: str, status: int) -> web.Response:

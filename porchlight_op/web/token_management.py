@@ -10,7 +10,7 @@ from .. import errors
 from ..log import WEB
 from . import params as parsing
 from .keys import PROVIDER, REQUEST_ID
-from .middlewares import NO_STORE, oauth_error
+from .middlewares import NO_STORE, json_response, oauth_error
 
 logger = logging.getLogger(WEB)
 
@@ -38,7 +38,7 @@ async def introspect(request: web.Request) -> web.Response:
         return oauth_error(errors.InvalidRequest(exc.problem))
     except errors.InvalidClient as exc:
         return client_error(request, exc, authorization)
-    return web.json_response(body, headers=NO_STORE)
+    return json_response(body, headers=NO_STORE)
 
 
 def client_error(

@@ -38,7 +38,7 @@ def dumps_canonical(value: Any) -> bytes:
 
 
 def loads(data: bytes | str) -> Any:
-    """Decode JSON; raise ValueError (a json.JSONDecodeError) when it is invalid.
+    """Decode JSON, raising ValueError (a json.JSONDecodeError) when it is invalid.
 
     NOTE: orjson 3.x reads an integer beyond 64 bits as a float, where the
     json module keeps it exact. The OP writes no such integers itself, but a

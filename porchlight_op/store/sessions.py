@@ -135,7 +135,7 @@ def grant_key(uid: str, client_id: str, grant_id: str) -> str:
 
 @dataclass
 class StoredNode:
-    """One versioned document as read from Redis (JSON); version 0 means absent."""
+    """One versioned JSON document as read from Redis. Version 0 means absent."""
 
     version: int = 0
     data: bytes | None = None
